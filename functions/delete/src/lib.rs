@@ -1,0 +1,24 @@
+//! The DELETE function: deletes one message, or every message.
+
+use lambda_http::{http::Method, Body, Request, Response};
+use shared::{
+    http::{self, ApiResult, Target},
+    AppState,
+};
+
+/// Answers `DELETE /`, `DELETE /messages` and `DELETE /messages/{id}`.
+pub async fn handle(state: &AppState, request: Request) -> Response<Body> {
+    let result = serve(state, &request).await;
+    http::respond(&request, result)
+}
+
+async fn serve(state: &AppState, request: &Request) -> ApiResult {
+    http::require_method(request, Method::DELETE)?;
+    match Target::of(request)? {
+        Target::Collection => Ok(http::deleted(state.store.delete_all().await?)),
+        Target::Message(id) => {
+            state.store.delete(id).await?;
+            Ok(http::no_content())
+        }
+    }
+}

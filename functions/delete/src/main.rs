@@ -1,0 +1,11 @@
+//! Lambda entry point of the DELETE function: wiring only.
+
+use lambda_http::Error;
+use shared::{lambda, AppState};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    lambda::init_logging();
+    let state = AppState::from_env()?;
+    lambda::serve(state, delete_messages::handle).await
+}

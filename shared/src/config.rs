@@ -1,0 +1,101 @@
+//! Configuration from the environment, read once when a function instance starts.
+
+use std::path::PathBuf;
+
+/// Where messages live when `MESSAGES_DIR` is not set: the access point's mount path on Lambda.
+pub const DEFAULT_MESSAGES_DIR: &str = "/mnt/msg";
+/// The largest message accepted when `MAX_MESSAGE_BYTES` is not set (256 KiB).
+pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 262_144;
+/// A hard ceiling on `MAX_MESSAGE_BYTES`: Lambda's synchronous payload limit is 6 MB, and a
+/// base64-encoded body grows by a third on the way in.
+pub const MAX_MESSAGE_BYTES_CEILING: usize = 4 * 1024 * 1024;
+
+/// The settings every function reads at start-up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// The directory that holds one file per message.
+    pub messages_dir: PathBuf,
+    /// The largest body a POST may store.
+    pub max_message_bytes: usize,
+}
+
+/// A setting in the environment that cannot be used; the instance refuses to start.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    #[error(
+        "MAX_MESSAGE_BYTES must be a whole number from 1 to {MAX_MESSAGE_BYTES_CEILING}, got {0:?}"
+    )]
+    MaxMessageBytes(String),
+    #[error("MESSAGES_DIR must not be empty")]
+    EmptyMessagesDir,
+}
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|key| std::env::var(key).ok())
+    }
+
+    /// Reads settings through `lookup`, so tests need not touch the process environment.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let messages_dir = match lookup("MESSAGES_DIR") {
+            Some(dir) if dir.is_empty() => return Err(ConfigError::EmptyMessagesDir),
+            Some(dir) => PathBuf::from(dir),
+            None => PathBuf::from(DEFAULT_MESSAGES_DIR),
+        };
+        let max_message_bytes = match lookup("MAX_MESSAGE_BYTES") {
+            None => DEFAULT_MAX_MESSAGE_BYTES,
+            Some(raw) => raw
+                .trim()
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=MAX_MESSAGE_BYTES_CEILING).contains(n))
+                .ok_or(ConfigError::MaxMessageBytes(raw))?,
+        };
+        Ok(Self {
+            messages_dir,
+            max_message_bytes,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        Config::from_lookup(|key| {
+            vars.iter()
+                .find(|(k, _)| *k == key)
+                .map(|(_, v)| v.to_string())
+        })
+    }
+
+    #[test]
+    fn defaults_match_the_contract() {
+        let c = config(&[]).unwrap();
+        assert_eq!(c.messages_dir, PathBuf::from("/mnt/msg"));
+        assert_eq!(c.max_message_bytes, 262_144);
+    }
+
+    #[test]
+    fn reads_both_variables() {
+        let c = config(&[("MESSAGES_DIR", "/tmp/x"), ("MAX_MESSAGE_BYTES", "10")]).unwrap();
+        assert_eq!(c.messages_dir, PathBuf::from("/tmp/x"));
+        assert_eq!(c.max_message_bytes, 10);
+    }
+
+    #[test]
+    fn rejects_unusable_values() {
+        for bad in ["0", "-1", "abc", "", "99999999999"] {
+            assert_eq!(
+                config(&[("MAX_MESSAGE_BYTES", bad)]),
+                Err(ConfigError::MaxMessageBytes(bad.to_string()))
+            );
+        }
+        assert_eq!(
+            config(&[("MESSAGES_DIR", "")]),
+            Err(ConfigError::EmptyMessagesDir)
+        );
+    }
+}

@@ -1,0 +1,121 @@
+//! The glue between the Lambda runtime and a handler.
+//!
+//! `lambda_http`'s own adapter panics on input API Gateway can deliver (a body marked base64
+//! that is not, a path it cannot turn into a URI); a panic would reach the client as a bare
+//! `500`. This adapter takes the raw API Gateway HTTP API (payload 2.0) event instead, decodes
+//! it defensively, and answers anything it cannot read with a JSON `400`.
+
+use std::{future::Future, panic::AssertUnwindSafe};
+
+use base64::Engine;
+use lambda_http::{
+    aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse},
+    http::header::SET_COOKIE,
+    lambda_runtime::{self, LambdaEvent},
+    request::LambdaRequest,
+    service_fn, Body, Error, Request, RequestExt, Response,
+};
+
+use crate::{http::respond, ApiError, AppState};
+
+/// Sets up logging as Lambda's standard controls say (`AWS_LAMBDA_LOG_FORMAT`,
+/// `AWS_LAMBDA_LOG_LEVEL`): JSON in the cloud, text locally, INFO by default.
+pub fn init_logging() {
+    lambda_http::tracing::init_default_subscriber();
+}
+
+/// Runs the Lambda runtime loop, answering every invocation with `handler`.
+pub async fn serve<H, F>(state: AppState, handler: H) -> Result<(), Error>
+where
+    H: Fn(&'static AppState, Request) -> F,
+    F: Future<Output = Response<Body>>,
+{
+    // The state lives as long as the instance; leaking it once lets every invocation borrow it.
+    let state: &'static AppState = Box::leak(Box::new(state));
+    let handler = &handler;
+    lambda_runtime::run(service_fn(
+        move |event: LambdaEvent<ApiGatewayV2httpRequest>| async move {
+            Ok::<_, Error>(answer(state, handler, event).await)
+        },
+    ))
+    .await
+}
+
+/// Answers one invocation: event in, API Gateway response out. Never panics on the event.
+pub async fn answer<H, F>(
+    state: &'static AppState,
+    handler: &H,
+    event: LambdaEvent<ApiGatewayV2httpRequest>,
+) -> ApiGatewayV2httpResponse
+where
+    H: Fn(&'static AppState, Request) -> F,
+    F: Future<Output = Response<Body>>,
+{
+    let response = match request_from_event(event) {
+        Ok(request) => handler(state, request).await,
+        Err((request, error)) => match request {
+            Some(request) => respond(&request, Err(error)),
+            None => error.into_response(),
+        },
+    };
+    response_to_event(response)
+}
+
+/// Builds the `http` request a handler sees from an API Gateway event, decoding a base64 body
+/// ourselves so that bad base64 is a `400`, not a panic.
+///
+/// On failure, returns the error with as much of the request as could be built (for logging).
+pub fn request_from_event(
+    event: LambdaEvent<ApiGatewayV2httpRequest>,
+) -> Result<Request, (Option<Request>, ApiError)> {
+    let LambdaEvent {
+        payload: mut event,
+        context,
+    } = event;
+    let body = event.body.take();
+    let base64 = std::mem::take(&mut event.is_base64_encoded);
+    // lambda_http's conversion has `expect`s on URI building; contain them.
+    let converted = std::panic::catch_unwind(AssertUnwindSafe(|| {
+        Request::from(LambdaRequest::ApiGatewayV2(event))
+    }));
+    let Ok(request) = converted else {
+        return Err((None, ApiError::InvalidRequest));
+    };
+    let mut request = request.with_lambda_context(context);
+    let body = match body {
+        None => Body::Empty,
+        Some(text) if !base64 => Body::Text(text),
+        Some(encoded) => match base64::engine::general_purpose::STANDARD.decode(encoded) {
+            Ok(bytes) => Body::Binary(bytes),
+            Err(_) => return Err((Some(request), ApiError::InvalidBody)),
+        },
+    };
+    *request.body_mut() = body;
+    Ok(request)
+}
+
+/// Turns a handler's response into an API Gateway HTTP API (payload 2.0) response.
+pub fn response_to_event(response: Response<Body>) -> ApiGatewayV2httpResponse {
+    let (parts, body) = response.into_parts();
+    let mut headers = parts.headers;
+    let cookies = headers
+        .get_all(SET_COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok().map(str::to_owned))
+        .collect();
+    headers.remove(SET_COOKIE);
+    // A binary body is serialised as base64, which the flag tells API Gateway to decode.
+    let (body, is_base64_encoded) = match body {
+        Body::Empty => (None, false),
+        text @ Body::Text(_) => (Some(text), false),
+        binary @ Body::Binary(_) => (Some(binary), true),
+        _ => (None, false),
+    };
+    let mut event = ApiGatewayV2httpResponse::default();
+    event.status_code = i64::from(parts.status.as_u16());
+    event.headers = headers;
+    event.cookies = cookies;
+    event.body = body;
+    event.is_base64_encoded = is_base64_encoded;
+    event
+}

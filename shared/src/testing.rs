@@ -1,0 +1,183 @@
+//! Test support for the functions' own tests (feature `testing`): real API Gateway HTTP API
+//! events from the JSON fixtures in `shared/fixtures/events`, and stores in throwaway
+//! directories.
+
+use std::path::{Path, PathBuf};
+
+use base64::Engine;
+use lambda_http::{
+    aws_lambda_events::apigw::ApiGatewayV2httpRequest,
+    lambda_runtime::{Context, LambdaEvent},
+    Body, Request, Response,
+};
+use serde_json::{json, Value};
+
+use crate::{AppState, Config};
+
+/// The directory of the event fixtures.
+pub fn fixtures_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/events")
+}
+
+/// An API Gateway HTTP API (payload 2.0) event, loaded from a fixture and adjusted by a test.
+#[derive(Debug, Clone)]
+pub struct Event(pub Value);
+
+impl Event {
+    /// Loads `shared/fixtures/events/{name}.json`.
+    pub fn fixture(name: &str) -> Self {
+        let path = fixtures_dir().join(format!("{name}.json"));
+        let text = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("cannot read fixture {}: {e}", path.display()));
+        Self(serde_json::from_str(&text).unwrap_or_else(|e| panic!("bad fixture {name}: {e}")))
+    }
+
+    /// Points the event at `/messages/{id}` with `id` as the path parameter, as API Gateway does.
+    pub fn with_path_id(mut self, id: &str) -> Self {
+        let method = self.0["requestContext"]["http"]["method"].clone();
+        let method = method.as_str().unwrap_or("GET").to_owned();
+        let path = format!("/messages/{id}");
+        self.0["rawPath"] = json!(path);
+        self.0["requestContext"]["http"]["path"] = json!(path);
+        self.0["routeKey"] = json!(format!("{method} /messages/{{id}}"));
+        self.0["requestContext"]["routeKey"] = self.0["routeKey"].clone();
+        self.0["pathParameters"] = json!({ "id": id });
+        self
+    }
+
+    /// Sets the raw query string; `queryStringParameters` is filled in as API Gateway does it
+    /// (a parameter given twice becomes one comma-joined value).
+    pub fn with_query(mut self, raw: &str) -> Self {
+        self.0["rawQueryString"] = json!(raw);
+        let mut params = serde_json::Map::new();
+        for pair in raw.split('&').filter(|p| !p.is_empty()) {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            params
+                .entry(key.to_owned())
+                .and_modify(|v| *v = json!(format!("{},{value}", v.as_str().unwrap_or(""))))
+                .or_insert_with(|| json!(value));
+        }
+        self.0["queryStringParameters"] = Value::Object(params);
+        self
+    }
+
+    /// Sets the body: text as is, anything else base64-encoded with `isBase64Encoded`, as API
+    /// Gateway delivers non-text bodies. `None` for the Content-Type removes the header.
+    pub fn with_body(mut self, body: &[u8], content_type: Option<&str>) -> Self {
+        match std::str::from_utf8(body) {
+            Ok(text) => {
+                self.0["body"] = json!(text);
+                self.0["isBase64Encoded"] = json!(false);
+            }
+            Err(_) => {
+                self.0["body"] = json!(base64::engine::general_purpose::STANDARD.encode(body));
+                self.0["isBase64Encoded"] = json!(true);
+            }
+        }
+        self.0["headers"]["content-length"] = json!(body.len().to_string());
+        self.with_header("content-type", content_type)
+    }
+
+    /// Sets (or with `None` removes) a header.
+    pub fn with_header(mut self, name: &str, value: Option<&str>) -> Self {
+        let headers = self.0["headers"]
+            .as_object_mut()
+            .expect("fixture has headers");
+        match value {
+            Some(value) => headers.insert(name.to_owned(), json!(value)),
+            None => headers.remove(name),
+        };
+        self
+    }
+
+    /// The request a handler sees, through `lambda_http`'s own event parser.
+    pub fn request(&self) -> Request {
+        lambda_http::request::from_str(&self.0.to_string()).expect("valid API Gateway event")
+    }
+
+    /// The invocation as the runtime delivers it, for [`crate::lambda::answer`].
+    pub fn invocation(&self) -> LambdaEvent<ApiGatewayV2httpRequest> {
+        let payload = serde_json::from_value(self.0.clone()).expect("valid API Gateway event");
+        let mut context = Context::default();
+        context.request_id = "8476a536-e9f4-11e8-9739-2dfe598c3fcd".to_owned();
+        LambdaEvent::new(payload, context)
+    }
+}
+
+/// A store in a fresh temporary directory, removed when dropped.
+pub struct TestEnv {
+    pub dir: tempfile::TempDir,
+    pub state: AppState,
+}
+
+impl TestEnv {
+    /// A store with the contract's default limits.
+    pub fn new() -> Self {
+        Self::with_max_message_bytes(crate::config::DEFAULT_MAX_MESSAGE_BYTES)
+    }
+
+    /// A store with a custom message size limit.
+    pub fn with_max_message_bytes(max_message_bytes: usize) -> Self {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let state = AppState::new(Config {
+            messages_dir: dir.path().to_owned(),
+            max_message_bytes,
+        });
+        Self { dir, state }
+    }
+
+    /// A leaked state for [`crate::lambda::answer`], which wants the instance-long lifetime.
+    pub fn leaked_state(&self) -> &'static AppState {
+        Box::leak(Box::new(AppState::new(self.state.config.clone())))
+    }
+
+    /// The names in the messages directory, sorted.
+    pub fn files(&self) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(self.dir.path())
+            .expect("readable directory")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+}
+
+impl Default for TestEnv {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A response's status and its body parsed as JSON (`Value::Null` for an empty body).
+pub fn json_of(response: &Response<Body>) -> (u16, Value) {
+    let body: &[u8] = response.body().as_ref();
+    let value = if body.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(body).unwrap_or_else(|e| {
+            panic!(
+                "body is not JSON ({e}): {:?}",
+                String::from_utf8_lossy(body)
+            )
+        })
+    };
+    (response.status().as_u16(), value)
+}
+
+/// Asserts that `response` is the contract's error: `status` and `{"error":{"code":…}}`.
+pub fn assert_error(response: &Response<Body>, status: u16, code: &str) {
+    let (actual, body) = json_of(response);
+    assert_eq!(actual, status, "status of {body}");
+    assert_eq!(body["error"]["code"], code, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/json",
+        "error bodies are JSON"
+    );
+}
