@@ -16,7 +16,7 @@ use lambda_http::{
     service_fn, Body, Error, Request, RequestExt, Response,
 };
 
-use crate::{http::respond, ApiError, AppState};
+use crate::{ApiError, AppState};
 
 /// Sets up logging as Lambda's standard controls say (`AWS_LAMBDA_LOG_FORMAT`,
 /// `AWS_LAMBDA_LOG_LEVEL`): JSON in the cloud, text locally, INFO by default.
@@ -53,43 +53,38 @@ where
 {
     let response = match request_from_event(event) {
         Ok(request) => handler(state, request).await,
-        Err((request, error)) => match request {
-            Some(request) => respond(&request, Err(error)),
-            None => error.into_response(),
-        },
+        // The client's fault, and nothing was stored: no log line needed.
+        Err(error) => error.into_response(),
     };
     response_to_event(response)
 }
 
 /// Builds the `http` request a handler sees from an API Gateway event, decoding a base64 body
 /// ourselves so that bad base64 is a `400`, not a panic.
-///
-/// On failure, returns the error with as much of the request as could be built (for logging).
 pub fn request_from_event(
     event: LambdaEvent<ApiGatewayV2httpRequest>,
-) -> Result<Request, (Option<Request>, ApiError)> {
+) -> Result<Request, ApiError> {
     let LambdaEvent {
         payload: mut event,
         context,
     } = event;
-    let body = event.body.take();
-    let base64 = std::mem::take(&mut event.is_base64_encoded);
+    let body = match (
+        event.body.take(),
+        std::mem::take(&mut event.is_base64_encoded),
+    ) {
+        (None, _) => Body::Empty,
+        (Some(text), false) => Body::Text(text),
+        (Some(encoded), true) => base64::engine::general_purpose::STANDARD
+            .decode(encoded)
+            .map(Body::Binary)
+            .map_err(|_| ApiError::InvalidBody)?,
+    };
     // lambda_http's conversion has `expect`s on URI building; contain them.
-    let converted = std::panic::catch_unwind(AssertUnwindSafe(|| {
+    let mut request = std::panic::catch_unwind(AssertUnwindSafe(|| {
         Request::from(LambdaRequest::ApiGatewayV2(event))
-    }));
-    let Ok(request) = converted else {
-        return Err((None, ApiError::InvalidRequest));
-    };
-    let mut request = request.with_lambda_context(context);
-    let body = match body {
-        None => Body::Empty,
-        Some(text) if !base64 => Body::Text(text),
-        Some(encoded) => match base64::engine::general_purpose::STANDARD.decode(encoded) {
-            Ok(bytes) => Body::Binary(bytes),
-            Err(_) => return Err((Some(request), ApiError::InvalidBody)),
-        },
-    };
+    }))
+    .map_err(|_| ApiError::InvalidRequest)?
+    .with_lambda_context(context);
     *request.body_mut() = body;
     Ok(request)
 }

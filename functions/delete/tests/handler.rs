@@ -1,0 +1,135 @@
+//! The DELETE function fed real API Gateway HTTP API events.
+
+use delete_messages::handle;
+use shared::{
+    testing::{assert_error, json_of, Event, TestEnv},
+    MessageId,
+};
+
+#[tokio::test]
+async fn deletes_one_message_with_204_then_404() {
+    let env = TestEnv::new();
+    let keep = env
+        .state
+        .store
+        .publish("text/plain", b"keep")
+        .await
+        .unwrap();
+    let gone = env
+        .state
+        .store
+        .publish("text/plain", b"gone")
+        .await
+        .unwrap();
+    let event = Event::fixture("delete-message").with_path_id(&gone.to_string());
+    let response = handle(&env.state, event.request()).await;
+    assert_eq!(response.status(), 204);
+    assert!(response.body().is_empty());
+    assert_eq!(env.files(), vec![keep.to_string()]);
+    assert_error(&handle(&env.state, event.request()).await, 404, "not_found");
+}
+
+#[tokio::test]
+async fn the_fixture_id_is_unknown_404() {
+    let env = TestEnv::new();
+    assert_error(
+        &handle(&env.state, Event::fixture("delete-message").request()).await,
+        404,
+        "not_found",
+    );
+}
+
+#[tokio::test]
+async fn deletes_everything_and_reports_the_count() {
+    let env = TestEnv::new();
+    for i in 0..120 {
+        env.state
+            .store
+            .publish("text/plain", format!("{i}").as_bytes())
+            .await
+            .unwrap();
+    }
+    let (status, body) =
+        json_of(&handle(&env.state, Event::fixture("delete-messages").request()).await);
+    assert_eq!((status, body), (200, serde_json::json!({ "deleted": 120 })));
+    assert!(env.files().is_empty());
+    let (status, body) =
+        json_of(&handle(&env.state, Event::fixture("delete-messages").request()).await);
+    assert_eq!((status, body), (200, serde_json::json!({ "deleted": 0 })));
+}
+
+#[tokio::test]
+async fn delete_on_the_root_path_deletes_everything() {
+    let env = TestEnv::new();
+    env.state.store.publish("text/plain", b"x").await.unwrap();
+    let mut event = Event::fixture("delete-messages");
+    event.0["rawPath"] = "/".into();
+    event.0["routeKey"] = "DELETE /".into();
+    event.0["requestContext"]["http"]["path"] = "/".into();
+    let (status, body) = json_of(&handle(&env.state, event.request()).await);
+    assert_eq!((status, body["deleted"].as_u64()), (200, Some(1)));
+}
+
+#[tokio::test]
+async fn hostile_ids_are_400_and_remove_nothing() {
+    let env = TestEnv::new();
+    let victim = env.dir.path().join("victim");
+    std::fs::create_dir(&victim).unwrap();
+    let kept = env
+        .state
+        .store
+        .publish("text/plain", b"kept")
+        .await
+        .unwrap();
+    let long = "f".repeat(10_000);
+    for id in [
+        "..",
+        "../",
+        "victim",
+        "%2e%2e",
+        "/tmp",
+        &format!("{kept}/.."),
+        &long,
+        "*",
+    ] {
+        let event = Event::fixture("delete-message").with_path_id(id);
+        assert_error(
+            &handle(&env.state, event.request()).await,
+            400,
+            "invalid_id",
+        );
+    }
+    assert!(victim.exists());
+    assert!(env.state.store.read(kept).await.is_ok());
+}
+
+#[tokio::test]
+async fn missing_storage_is_503_for_both_routes() {
+    let env = TestEnv::new();
+    let mut state = shared::AppState::new(env.state.config.clone());
+    state.store = shared::MessageStore::new(env.dir.path().join("unmounted"));
+    assert_error(
+        &handle(&state, Event::fixture("delete-messages").request()).await,
+        503,
+        "storage_unavailable",
+    );
+    let id = MessageId::generate().to_string();
+    let event = Event::fixture("delete-message").with_path_id(&id);
+    assert_error(
+        &handle(&state, event.request()).await,
+        503,
+        "storage_unavailable",
+    );
+}
+
+#[tokio::test]
+async fn other_methods_are_refused() {
+    let env = TestEnv::new();
+    let mut event = Event::fixture("delete-messages");
+    event.0["requestContext"]["http"]["method"] = "GET".into();
+    assert_error(
+        &handle(&env.state, event.request()).await,
+        405,
+        "method_not_allowed",
+    );
+}

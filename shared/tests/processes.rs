@@ -1,0 +1,528 @@
+//! The store shared by separate OS processes, as Lambda instances share EFS, and the faults a
+//! mount can show. Lambda instances are processes, not threads, so this test re-executes its
+//! own binary as writers, readers and probes (a custom harness: `harness = false`).
+//!
+//! Scenarios:
+//! * several writer and reader processes on one directory while the orchestrator deletes
+//!   everything: no partial message is ever read, every completed POST is readable until the
+//!   DELETE, none that completed before the DELETE began survives it, and every POST that began
+//!   after it is kept;
+//! * writers killed with SIGKILL mid-write leave no visible partial message;
+//! * read-only, full and permission-denied file systems give the right errors and lose nothing.
+
+use std::{
+    collections::HashSet,
+    env,
+    io::{BufRead, BufReader},
+    os::unix::{fs::PermissionsExt, process::CommandExt},
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    sync::mpsc,
+    thread,
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+
+use shared::{MessageId, MessageStore, StoreError};
+
+const ROLE: &str = "PROCESSES_TEST_ROLE";
+const DIR: &str = "PROCESSES_TEST_DIR";
+const COUNT: &str = "PROCESSES_TEST_COUNT";
+const SIZE: &str = "PROCESSES_TEST_SIZE";
+
+fn main() {
+    if let Ok(role) = env::var(ROLE) {
+        let dir = PathBuf::from(env::var(DIR).expect("role needs a directory"));
+        let runtime = tokio::runtime::Runtime::new().expect("runtime");
+        let code = runtime.block_on(run_role(&role, MessageStore::new(dir)));
+        std::process::exit(code);
+    }
+    let scenarios: [(&str, fn()); 5] = [
+        (
+            "processes_post_list_and_delete_all_concurrently",
+            concurrent_processes,
+        ),
+        (
+            "sigkill_mid_write_leaves_no_partial_message",
+            sigkill_mid_write,
+        ),
+        (
+            "read_only_file_system_is_unavailable_and_loses_nothing",
+            read_only_file_system,
+        ),
+        (
+            "full_file_system_is_storage_full_and_loses_nothing",
+            full_file_system,
+        ),
+        ("permission_denied_is_unavailable", permission_denied),
+    ];
+    let filter: Vec<String> = env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    println!("\nrunning {} tests", scenarios.len());
+    let (mut passed, mut failed, mut filtered) = (0, 0, 0);
+    for (name, scenario) in scenarios {
+        if !filter.is_empty() && !filter.iter().any(|f| name.contains(f.as_str())) {
+            filtered += 1;
+            continue;
+        }
+        match std::panic::catch_unwind(scenario) {
+            Ok(()) => {
+                println!("test {name} ... ok");
+                passed += 1;
+            }
+            Err(_) => {
+                println!("test {name} ... FAILED");
+                failed += 1;
+            }
+        }
+    }
+    let verdict = if failed == 0 { "ok" } else { "FAILED" };
+    println!(
+        "\ntest result: {verdict}. {passed} passed; {failed} failed; 0 ignored; 0 measured; {filtered} filtered out\n"
+    );
+    std::process::exit(i32::from(failed > 0));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Roles run in child processes.
+
+async fn run_role(role: &str, store: MessageStore) -> i32 {
+    let count: usize = env::var(COUNT)
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(100);
+    let size: usize = env::var(SIZE)
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(1000);
+    match role {
+        // Posts `count` self-checking messages, printing each id once its POST has completed.
+        "writer" => {
+            for seed in 0..count as u64 {
+                let seed = seed ^ u64::from(std::process::id()) << 32;
+                match store
+                    .publish("application/x-test", &make_body(seed, size))
+                    .await
+                {
+                    Ok(id) => println!("{id}"),
+                    Err(e) => {
+                        eprintln!("writer: {e}");
+                        return 1;
+                    }
+                }
+            }
+            0
+        }
+        // Lists and reads everything for a while: every message read must be whole.
+        "reader" => {
+            let deadline = Instant::now() + Duration::from_millis(count as u64);
+            let mut checked = 0usize;
+            while Instant::now() < deadline {
+                let page = match store.list(None, 1000).await {
+                    Ok(page) => page,
+                    Err(e) => {
+                        eprintln!("reader: {e}");
+                        return 1;
+                    }
+                };
+                for message in page.messages {
+                    if !body_is_whole(&message.body) {
+                        eprintln!("reader: partial message {}", message.id);
+                        return 2;
+                    }
+                    checked += 1;
+                }
+            }
+            println!("{checked}");
+            0
+        }
+        // Reports what listing and publishing fail with, as `list=<kind> publish=<kind>`.
+        "probe" => {
+            let list = match store.list(None, 10).await {
+                Ok(_) => "ok".to_owned(),
+                Err(e) => kind_of(&e),
+            };
+            let publish = match store.publish("text/plain", b"probe").await {
+                Ok(_) => "ok".to_owned(),
+                Err(e) => kind_of(&e),
+            };
+            println!("list={list} publish={publish}");
+            0
+        }
+        _ => 64,
+    }
+}
+
+fn kind_of(error: &StoreError) -> String {
+    match error {
+        StoreError::Unavailable(e) => format!("unavailable:{:?}", e.kind()),
+        StoreError::Full(e) => format!("full:{:?}", e.kind()),
+        other => format!("{other:?}"),
+    }
+}
+
+/// A body that proves its own integrity: seed, length, then a pattern derived from the seed.
+fn make_body(seed: u64, len: usize) -> Vec<u8> {
+    let len = len.max(16);
+    let mut body = Vec::with_capacity(len);
+    body.extend_from_slice(&seed.to_le_bytes());
+    body.extend_from_slice(&(len as u64).to_le_bytes());
+    body.extend((0..len - 16).map(|j| pattern(seed, j)));
+    body
+}
+
+fn pattern(seed: u64, j: usize) -> u8 {
+    ((seed as usize).wrapping_add(j.wrapping_mul(31)) % 251) as u8
+}
+
+fn body_is_whole(body: &[u8]) -> bool {
+    if body.len() < 16 {
+        return false;
+    }
+    let seed = u64::from_le_bytes(body[..8].try_into().unwrap());
+    let len = u64::from_le_bytes(body[8..16].try_into().unwrap());
+    len == body.len() as u64
+        && body[16..]
+            .iter()
+            .enumerate()
+            .all(|(j, &b)| b == pattern(seed, j))
+}
+
+// ---------------------------------------------------------------------------------------------
+// The orchestrator's helpers.
+
+fn spawn_role(role: &str, dir: &Path, count: usize, size: usize) -> Child {
+    Command::new(env::current_exe().unwrap())
+        .env(ROLE, role)
+        .env(DIR, dir)
+        .env(COUNT, count.to_string())
+        .env(SIZE, size.to_string())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn a role process")
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Runtime::new().unwrap()
+}
+
+fn all_messages(store: &MessageStore) -> Vec<shared::Message> {
+    runtime().block_on(async {
+        let mut all = Vec::new();
+        let mut after = None;
+        loop {
+            let page = store.list(after, 1000).await.expect("list");
+            all.extend(page.messages);
+            match page.next {
+                Some(next) => after = Some(next),
+                None => return all,
+            }
+        }
+    })
+}
+
+fn millis_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+fn is_root() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self")
+        .map(|m| m.uid() == 0)
+        .unwrap_or(false)
+}
+
+/// A tmpfs mounted for one scenario, unmounted when dropped. Needs root (CI runs as root).
+struct Tmpfs {
+    dir: tempfile::TempDir,
+}
+
+impl Tmpfs {
+    fn mount(options: &str) -> Option<Self> {
+        let dir = tempfile::tempdir().unwrap();
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", options, "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then_some(Self { dir })
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn remount(&self, options: &str) {
+        let status = Command::new("mount")
+            .args(["-o", &format!("remount,{options}")])
+            .arg(self.path())
+            .status()
+            .unwrap();
+        assert!(status.success(), "remount {options}");
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(self.dir.path()).status();
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scenarios.
+
+fn concurrent_processes() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = MessageStore::new(dir.path());
+    let writers: Vec<Child> = (0..4)
+        .map(|_| spawn_role("writer", dir.path(), 150, 4096))
+        .collect();
+    let readers: Vec<Child> = (0..2)
+        .map(|_| spawn_role("reader", dir.path(), 1500, 0))
+        .collect();
+
+    // Collect ids as writers report their POSTs complete.
+    let (tx, rx) = mpsc::channel::<MessageId>();
+    let mut pumps = Vec::new();
+    let mut writers = writers;
+    for writer in &mut writers {
+        let stdout = writer.stdout.take().unwrap();
+        let tx = tx.clone();
+        pumps.push(thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let line = line.unwrap();
+                tx.send(MessageId::parse(line.trim()).expect("writer prints ids"))
+                    .unwrap();
+            }
+        }));
+    }
+    drop(tx);
+
+    // Wait for some completed POSTs; each must be readable right away, from another process.
+    let rt = runtime();
+    let mut before_delete = HashSet::new();
+    while before_delete.len() < 100 {
+        let id = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("writers progress");
+        let message = rt
+            .block_on(store.read(id))
+            .expect("a completed POST is readable");
+        assert!(body_is_whole(&message.body));
+        before_delete.insert(id);
+    }
+    before_delete.extend(rx.try_iter());
+
+    // DELETE everything while writers are still writing.
+    rt.block_on(store.delete_all()).expect("delete all");
+    let delete_returned_ms = millis_now();
+    let visible: HashSet<MessageId> = all_messages(&store).iter().map(|m| m.id).collect();
+    let survivors: Vec<_> = before_delete.intersection(&visible).collect();
+    assert!(
+        survivors.is_empty(),
+        "POSTs completed before DELETE survived: {survivors:?}"
+    );
+
+    // Let everything finish.
+    let mut completed: HashSet<MessageId> = before_delete.clone();
+    for pump in pumps {
+        pump.join().unwrap();
+    }
+    completed.extend(rx.try_iter());
+    for mut child in writers.into_iter().chain(readers) {
+        let status = child.wait().unwrap();
+        assert!(status.success(), "a writer or reader failed: {status}");
+    }
+    assert_eq!(completed.len(), 4 * 150, "every POST completed");
+
+    let messages = all_messages(&store);
+    for message in &messages {
+        assert!(
+            body_is_whole(&message.body),
+            "partial message {}",
+            message.id
+        );
+        assert!(
+            completed.contains(&message.id),
+            "unknown message {}",
+            message.id
+        );
+    }
+    let visible: HashSet<MessageId> = messages.iter().map(|m| m.id).collect();
+    // POSTs that began after the DELETE returned (their id says when they began) are all kept.
+    let begun_after: Vec<&MessageId> = completed
+        .iter()
+        .filter(|id| id.created_at().timestamp_millis() > delete_returned_ms)
+        .collect();
+    assert!(
+        !begun_after.is_empty(),
+        "the DELETE ran while writers were still writing"
+    );
+    for id in begun_after {
+        assert!(
+            visible.contains(id),
+            "POST {id} begun after the DELETE is missing"
+        );
+    }
+    let leftovers: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.starts_with('.'))
+        .collect();
+    assert!(leftovers.is_empty(), "temporaries left: {leftovers:?}");
+}
+
+fn sigkill_mid_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = MessageStore::new(dir.path());
+    let mut temporaries_seen = 0;
+    for round in 0..20u64 {
+        // 8 MiB messages make each write long enough to be killed in the middle.
+        let mut writer = spawn_role("writer", dir.path(), 1000, 8 << 20);
+        // Wait until the writer has created a file, then kill it a moment later.
+        let files_before = std::fs::read_dir(dir.path()).unwrap().count();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::fs::read_dir(dir.path()).unwrap().count() == files_before
+            && Instant::now() < deadline
+        {
+            thread::sleep(Duration::from_micros(200));
+        }
+        thread::sleep(Duration::from_micros(round * 150));
+        writer.kill().unwrap(); // SIGKILL
+        writer.wait().unwrap();
+        temporaries_seen += count_temporaries(dir.path());
+        for message in all_messages(&store) {
+            assert!(
+                body_is_whole(&message.body),
+                "partial message {} visible",
+                message.id
+            );
+        }
+    }
+    assert!(
+        temporaries_seen > 0,
+        "no writer was killed mid-write; the test proved nothing"
+    );
+    // The leftovers are swept, and what was published is untouched.
+    let before = all_messages(&store).len();
+    let swept = runtime()
+        .block_on(store.sweep_stale_temporaries(Duration::ZERO))
+        .unwrap();
+    assert!(swept > 0);
+    assert_eq!(all_messages(&store).len(), before);
+}
+
+fn count_temporaries(dir: &Path) -> usize {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .is_ok_and(|e| e.file_name().to_string_lossy().starts_with(".tmp-"))
+        })
+        .count()
+}
+
+fn read_only_file_system() {
+    if is_root() {
+        let fs = Tmpfs::mount("size=1m").expect("root can mount tmpfs");
+        let store = MessageStore::new(fs.path());
+        let rt = runtime();
+        let kept = rt.block_on(store.publish("text/plain", b"kept")).unwrap();
+        fs.remount("ro");
+        let error = rt.block_on(store.publish("text/plain", b"x")).unwrap_err();
+        assert!(
+            matches!(&error, StoreError::Unavailable(e) if e.kind() == std::io::ErrorKind::ReadOnlyFilesystem),
+            "{error:?}"
+        );
+        assert!(matches!(
+            rt.block_on(store.delete(kept)),
+            Err(StoreError::Unavailable(_))
+        ));
+        assert!(matches!(
+            rt.block_on(store.delete_all()),
+            Err(StoreError::Unavailable(_))
+        ));
+        assert_eq!(rt.block_on(store.read(kept)).unwrap().body, b"kept");
+        assert_eq!(all_messages(&store).len(), 1);
+        fs.remount("rw");
+    } else {
+        // Without root, a directory we may not write to is the closest to a read-only mount.
+        let dir = tempfile::tempdir().unwrap();
+        let store = MessageStore::new(dir.path());
+        let rt = runtime();
+        let kept = rt.block_on(store.publish("text/plain", b"kept")).unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o555)).unwrap();
+        assert!(matches!(
+            rt.block_on(store.publish("text/plain", b"x")),
+            Err(StoreError::Unavailable(_))
+        ));
+        assert_eq!(rt.block_on(store.read(kept)).unwrap().body, b"kept");
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+}
+
+fn full_file_system() {
+    if !is_root() {
+        println!("    (full_file_system: needs root to mount a small tmpfs; checked in CI)");
+        return;
+    }
+    let fs = Tmpfs::mount("size=512k").expect("root can mount tmpfs");
+    let store = MessageStore::new(fs.path());
+    let rt = runtime();
+    let mut stored = Vec::new();
+    let error = loop {
+        let body = make_body(stored.len() as u64, 100_000);
+        match rt.block_on(store.publish("application/x-test", &body)) {
+            Ok(id) => stored.push(id),
+            Err(error) => break error,
+        }
+        assert!(stored.len() < 100, "a 512 KiB file system never filled up");
+    };
+    assert!(matches!(error, StoreError::Full(_)), "{error:?}");
+    assert!(!stored.is_empty());
+    let names: Vec<String> = std::fs::read_dir(fs.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(
+        names.len(),
+        stored.len(),
+        "the failed write left nothing: {names:?}"
+    );
+    for message in all_messages(&store) {
+        assert!(body_is_whole(&message.body));
+    }
+    // Deleting makes room again.
+    assert_eq!(rt.block_on(store.delete_all()).unwrap(), stored.len());
+    rt.block_on(store.publish("text/plain", b"room again"))
+        .unwrap();
+}
+
+fn permission_denied() {
+    let dir = tempfile::tempdir().unwrap();
+    let locked = dir.path().join("locked");
+    std::fs::create_dir(&locked).unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o000)).unwrap();
+    let mut command = Command::new(env::current_exe().unwrap());
+    command
+        .env(ROLE, "probe")
+        .env(DIR, &locked)
+        .stdout(Stdio::piped());
+    if is_root() {
+        // Root ignores file modes: probe as `nobody`, as the access point's POSIX user would be.
+        command.uid(65534).gid(65534);
+    }
+    let output = command.output().expect("probe runs");
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o755)).unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let report = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(
+        report.trim(),
+        "list=unavailable:PermissionDenied publish=unavailable:PermissionDenied"
+    );
+}
