@@ -13,8 +13,6 @@ pub mod id;
 pub mod lambda;
 pub mod state;
 pub mod store;
-#[cfg(any(test, feature = "testing"))]
-pub mod testing;
 
 pub use config::Config;
 pub use error::ApiError;

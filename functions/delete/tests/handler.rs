@@ -1,10 +1,8 @@
 //! The DELETE function fed real API Gateway HTTP API events.
 
 use delete_messages::handle;
-use shared::{
-    testing::{assert_error, json_of, Event, TestEnv},
-    MessageId,
-};
+use shared::MessageId;
+use test_support::{assert_error, json_of, Event, TestEnv};
 
 #[tokio::test]
 async fn deletes_one_message_with_204_then_404() {

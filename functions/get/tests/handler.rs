@@ -1,10 +1,8 @@
 //! The GET function fed real API Gateway HTTP API events.
 
 use get_messages::handle;
-use shared::{
-    testing::{assert_error, json_of, Event, TestEnv},
-    MessageId,
-};
+use shared::MessageId;
+use test_support::{assert_error, json_of, Event, TestEnv};
 
 async fn seed(env: &TestEnv, bodies: &[(&str, &[u8])]) -> Vec<MessageId> {
     let mut ids = Vec::new();

@@ -1,11 +1,8 @@
 //! The POST function fed real API Gateway HTTP API events.
 
 use post_message::handle;
-use shared::{
-    lambda,
-    testing::{assert_error, json_of, Event, TestEnv},
-    MessageId,
-};
+use shared::{lambda, MessageId};
+use test_support::{assert_error, json_of, Event, TestEnv};
 
 #[tokio::test]
 async fn stores_a_text_message_and_answers_201_with_its_location() {

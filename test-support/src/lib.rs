@@ -1,6 +1,8 @@
-//! Test support for the functions' own tests (feature `testing`): real API Gateway HTTP API
-//! events from the JSON fixtures in `shared/fixtures/events`, and stores in throwaway
-//! directories.
+//! Test support for the functions' own tests: real API Gateway HTTP API events from the JSON
+//! fixtures in `test-support/fixtures/events`, and stores in throwaway directories.
+//!
+//! A crate of its own (a dev-dependency only) rather than a feature of `shared`, so that `shared`
+//! is compiled the same way for the tests and for the function binaries: one build serves both.
 
 use std::path::{Path, PathBuf};
 
@@ -12,7 +14,7 @@ use lambda_http::{
 };
 use serde_json::{json, Value};
 
-use crate::{AppState, Config};
+use shared::{AppState, Config};
 
 /// The directory of the event fixtures.
 pub fn fixtures_dir() -> PathBuf {
@@ -24,7 +26,7 @@ pub fn fixtures_dir() -> PathBuf {
 pub struct Event(pub Value);
 
 impl Event {
-    /// Loads `shared/fixtures/events/{name}.json`.
+    /// Loads `test-support/fixtures/events/{name}.json`.
     pub fn fixture(name: &str) -> Self {
         let path = fixtures_dir().join(format!("{name}.json"));
         let text = std::fs::read_to_string(&path)
@@ -95,7 +97,7 @@ impl Event {
         lambda_http::request::from_str(&self.0.to_string()).expect("valid API Gateway event")
     }
 
-    /// The invocation as the runtime delivers it, for [`crate::lambda::answer`].
+    /// The invocation as the runtime delivers it, for [`shared::lambda::answer`].
     pub fn invocation(&self) -> LambdaEvent<ApiGatewayV2httpRequest> {
         let payload = serde_json::from_value(self.0.clone()).expect("valid API Gateway event");
         let mut context = Context::default();
@@ -113,7 +115,7 @@ pub struct TestEnv {
 impl TestEnv {
     /// A store with the contract's default limits.
     pub fn new() -> Self {
-        Self::with_max_message_bytes(crate::config::DEFAULT_MAX_MESSAGE_BYTES)
+        Self::with_max_message_bytes(shared::config::DEFAULT_MAX_MESSAGE_BYTES)
     }
 
     /// A store with a custom message size limit.
@@ -126,7 +128,7 @@ impl TestEnv {
         Self { dir, state }
     }
 
-    /// A leaked state for [`crate::lambda::answer`], which wants the instance-long lifetime.
+    /// A leaked state for [`shared::lambda::answer`], which wants the instance-long lifetime.
     pub fn leaked_state(&self) -> &'static AppState {
         Box::leak(Box::new(AppState::new(self.state.config.clone())))
     }
