@@ -1,0 +1,114 @@
+"""The original pattern's flow over real HTTP, through `cargo lambda watch`'s per-method router
+and the real Lambda runtime loop of each function binary."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+pytestmark = pytest.mark.usefixtures("local_api")
+
+
+@pytest.fixture(autouse=True)
+def empty_store(local_api):
+    assert local_api.request("DELETE", "/messages").status == 200
+    yield
+
+
+def post(api, body: bytes, content_type: str | None):
+    headers = {"content-type": content_type} if content_type else {}
+    reply = api.request("POST", "/messages", body, headers)
+    assert reply.status == 201, reply.body
+    return reply
+
+
+def test_the_original_flow(local_api):
+    api = local_api
+    text = post(api, b"Hello from EFS!", "text/plain; charset=utf-8")
+    doc = post(api, json.dumps({"greeting": "hello", "n": 1}).encode(), "application/json")
+    binary_bytes = bytes(range(256)) + b"\x00\xff\x80"
+    binary = post(api, binary_bytes, "application/octet-stream")
+
+    ids = [r.json()["id"] for r in (text, doc, binary)]
+    for reply, ident in zip((text, doc, binary), ids):
+        assert reply.headers["location"] == f"/messages/{ident}"
+        assert uuid.UUID(ident).version == 7
+    assert binary.json()["size"] == len(binary_bytes)
+
+    listing = api.request("GET", "/messages")
+    assert listing.status == 200
+    messages = listing.json()["messages"]
+    assert [m["id"] for m in messages] == ids, "oldest first"
+    assert messages[0]["body"] == "Hello from EFS!" and messages[0]["bodyEncoding"] == "utf8"
+    assert json.loads(messages[1]["body"]) == {"greeting": "hello", "n": 1}
+    assert messages[2]["bodyEncoding"] == "base64"
+    assert messages[2]["contentType"] == "application/octet-stream"
+    assert listing.json()["next"] is None
+    # The root path is the same collection.
+    assert api.request("GET", "/").json()["messages"] == messages
+
+    one = api.request("GET", f"/messages/{ids[2]}")
+    assert one.status == 200
+    assert one.body == binary_bytes, "raw bytes, byte for byte"
+    assert one.headers["content-type"] == "application/octet-stream"
+    one = api.request("GET", f"/messages/{ids[0]}")
+    assert one.body == b"Hello from EFS!"
+    assert one.headers["content-type"] == "text/plain; charset=utf-8"
+
+    assert api.request("DELETE", f"/messages/{ids[1]}").status == 204
+    assert api.request("GET", f"/messages/{ids[1]}").status == 404
+    assert [m["id"] for m in api.request("GET", "/messages").json()["messages"]] == [ids[0], ids[2]]
+
+    deleted = api.request("DELETE", "/messages")
+    assert deleted.status == 200 and deleted.json() == {"deleted": 2}
+    assert api.request("GET", "/messages").json() == {"messages": [], "next": None}
+    assert list(api.efs.iterdir()) == []
+
+
+def test_errors_are_json_over_http(local_api):
+    api = local_api
+    for method, path, body, status, code in [
+        ("POST", "/messages", b"", 400, "empty_message"),
+        ("GET", "/messages/not-an-id", None, 400, "invalid_id"),
+        ("GET", f"/messages/{uuid.uuid4()}", None, 400, "invalid_id"),
+        ("DELETE", "/messages/..%2F..%2Fetc", None, 400, "invalid_id"),
+        ("GET", "/messages?limit=0", None, 400, "invalid_query"),
+        ("GET", "/messages?limit=10&limit=20", None, 400, "invalid_query"),
+        ("GET", "/messages/01936b2e-1e2d-7c3a-8b4c-5d6e7f8a9b0c", None, 404, "not_found"),
+    ]:
+        reply = api.request(method, path, body, {"content-type": "text/plain"})
+        assert reply.status == status, (method, path, reply.body)
+        assert reply.json()["error"]["code"] == code
+
+
+def test_oversized_message_is_413(local_api):
+    reply = local_api.request("POST", "/messages", b"x" * 262_145, {"content-type": "text/plain"})
+    assert reply.status == 413
+    assert reply.json()["error"]["code"] == "message_too_large"
+
+
+def test_200_concurrent_posts_are_all_listed(local_api):
+    api = local_api
+
+    def one(i: int) -> str:
+        reply = post(api, f"concurrent {i}".encode(), "text/plain")
+        return reply.json()["id"]
+
+    with ThreadPoolExecutor(max_workers=32) as pool:
+        ids = list(pool.map(one, range(200)))
+    assert len(set(ids)) == 200
+
+    listed, after = [], None
+    while True:
+        query = "?limit=75" + (f"&after={after}" if after else "")
+        page = api.request("GET", "/messages" + query).json()
+        listed += page["messages"]
+        after = page["next"]
+        if after is None:
+            break
+    assert sorted(m["id"] for m in listed) == sorted(ids)
+    assert [m["id"] for m in listed] == sorted(m["id"] for m in listed), "id order"
+    assert {m["body"] for m in listed} == {f"concurrent {i}" for i in range(200)}
