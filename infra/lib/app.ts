@@ -1,0 +1,124 @@
+import { App, RemovalPolicy, Validations } from 'aws-cdk-lib';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import { AwsSolutionsChecks } from 'cdk-nag';
+import { DEFAULT_RESERVED_CONCURRENCY } from './function';
+import { BaseStack, FunctionStack } from './stacks';
+import { DEFAULT_WORKSPACE_ROOT, loadWorkspace, Workspace } from './workspace';
+
+/** Settings read from CDK context (`cdk.json` or `-c key=value`). */
+export interface MessagesAppSettings {
+  /** Cargo workspace root. Context `workspaceRoot`. @default the parent of infra/ */
+  readonly workspaceRoot: string;
+  /** Stack names are `<prefix>-base` and `<prefix>-<binary>`. Context `stackPrefix`. */
+  readonly stackPrefix: string;
+  /** Context `removalPolicy`: `destroy` (default) or `retain`. */
+  readonly removalPolicy: RemovalPolicy;
+  /** Context `reservedConcurrency`: a number (default 10) or `none`. */
+  readonly reservedConcurrency: number | undefined;
+  /** Context `throttleRateLimit` (default 50) and `throttleBurstLimit` (default 100). */
+  readonly throttleRateLimit: number;
+  readonly throttleBurstLimit: number;
+  /** Context `logRetentionDays` (default 7): one of CloudWatch's allowed values. */
+  readonly logRetention: logs.RetentionDays;
+}
+
+export interface MessagesApp {
+  readonly workspace: Workspace;
+  readonly base: BaseStack;
+  /** One stack per function, keyed by binary name. */
+  readonly functionStacks: Map<string, FunctionStack>;
+}
+
+function contextString(app: App, key: string): string | undefined {
+  const value = app.node.tryGetContext(key);
+  return value === undefined || value === null ? undefined : String(value);
+}
+
+function contextNumber(app: App, key: string, fallback: number): number {
+  const raw = contextString(app, key);
+  if (raw === undefined) {
+    return fallback;
+  }
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < 0) {
+    throw new Error(`context '${key}' must be a non-negative integer, got '${raw}'`);
+  }
+  return value;
+}
+
+/** The CDK context key that lists the stacks whose assets get bundled (CDK's own). */
+export const BUNDLING_STACKS = 'aws:cdk:bundling-stacks';
+
+/**
+ * `-c skipBundling=true`: synthesise without building any Rust binary (tests, cfn-lint, a quick
+ * `cdk synth`/`cdk diff`). It sets CDK's `aws:cdk:bundling-stacks` context to `[]`, which the CLI
+ * no longer accepts on its command line (`-c aws:...` keys are reserved). Such an assembly has no
+ * real function code: never deploy it.
+ */
+export function applySkipBundling(app: App): boolean {
+  const flag = app.node.tryGetContext('skipBundling');
+  if (flag !== true && flag !== 'true') {
+    return false;
+  }
+  app.node.setContext(BUNDLING_STACKS, []);
+  return true;
+}
+
+/** Reads the app's settings from context, with the documented defaults. */
+export function readSettings(app: App): MessagesAppSettings {
+  const removal = (contextString(app, 'removalPolicy') ?? 'destroy').toLowerCase();
+  if (removal !== 'destroy' && removal !== 'retain') {
+    throw new Error(`context 'removalPolicy' must be 'destroy' or 'retain', got '${removal}'`);
+  }
+  const reserved = contextString(app, 'reservedConcurrency');
+  const retentionDays = contextNumber(app, 'logRetentionDays', 7);
+  if (!(Object.values(logs.RetentionDays) as unknown[]).includes(retentionDays)) {
+    throw new Error(`context 'logRetentionDays' is not a CloudWatch Logs retention period: ${retentionDays}`);
+  }
+  return {
+    workspaceRoot: contextString(app, 'workspaceRoot') ?? DEFAULT_WORKSPACE_ROOT,
+    stackPrefix: contextString(app, 'stackPrefix') ?? 'EfsMessages',
+    removalPolicy: removal === 'retain' ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY,
+    reservedConcurrency:
+      reserved === 'none' ? undefined : contextNumber(app, 'reservedConcurrency', DEFAULT_RESERVED_CONCURRENCY),
+    throttleRateLimit: contextNumber(app, 'throttleRateLimit', 50),
+    throttleBurstLimit: contextNumber(app, 'throttleBurstLimit', 100),
+    logRetention: retentionDays as logs.RetentionDays,
+  };
+}
+
+/**
+ * Builds the whole app: a base stack and one stack per function named in the workspace's route
+ * table, all checked by cdk-nag's AWS Solutions pack during synthesis.
+ */
+export function buildMessagesApp(app: App, settings: MessagesAppSettings = readSettings(app)): MessagesApp {
+  applySkipBundling(app);
+  const workspace = loadWorkspace(settings.workspaceRoot);
+
+  const base = new BaseStack(app, `${settings.stackPrefix}-base`, {
+    description: 'Messages API: VPC (no NAT), encrypted EFS + access point, HTTP API stage and access logs',
+    removalPolicy: settings.removalPolicy,
+    throttleRateLimit: settings.throttleRateLimit,
+    throttleBurstLimit: settings.throttleBurstLimit,
+    logRetention: settings.logRetention,
+  });
+
+  const functionStacks = new Map<string, FunctionStack>();
+  for (const fn of workspace.functions) {
+    const stack = new FunctionStack(app, `${settings.stackPrefix}-${fn.binaryName}`, {
+      description: `Messages API: the ${fn.binaryName} Lambda function and its routes`,
+      base,
+      fn,
+      manifestPath: workspace.manifestPath,
+      reservedConcurrency: settings.reservedConcurrency,
+      logRetention: settings.logRetention,
+      removalPolicy: settings.removalPolicy,
+    });
+    functionStacks.set(fn.binaryName, stack);
+  }
+
+  // Every stack is checked; an unacknowledged finding fails `cdk synth` (and so `cdk deploy`).
+  Validations.of(app).addPlugins(new AwsSolutionsChecks(app, { verbose: true }));
+
+  return { workspace, base, functionStacks };
+}

@@ -1,0 +1,187 @@
+import { AssetHashType, Duration, RemovalPolicy, Validations } from 'aws-cdk-lib';
+import * as apigwv2 from 'aws-cdk-lib/aws-apigatewayv2';
+import { HttpLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import { RustFunction } from 'cargo-lambda-cdk';
+import { Construct } from 'constructs';
+import { ClientAction, MessageStorage, MOUNT_PATH } from './storage';
+import { Route, WorkspaceFunction } from './workspace';
+
+/** The contract's largest accepted message (`MAX_MESSAGE_BYTES`). */
+export const MAX_MESSAGE_BYTES = 262144;
+/** Below the HTTP API's 30 s integration timeout, so a slow call ends as the function's own error. */
+export const FUNCTION_TIMEOUT = Duration.seconds(10);
+/** A Rust handler doing small file I/O needs little memory; 128 MB is the cheapest size. */
+export const FUNCTION_MEMORY_MB = 128;
+/** Default reserved concurrency per function (see README: EFS allows 25,000 connections). */
+export const DEFAULT_RESERVED_CONCURRENCY = 10;
+
+/**
+ * EC2 actions Lambda needs to create and remove the function's network interfaces in the VPC
+ * (the same set as the AWS-managed AWSLambdaVPCAccessExecutionRole policy, minus its logs rights).
+ */
+const VPC_ACCESS_ACTIONS = [
+  'ec2:CreateNetworkInterface',
+  'ec2:DescribeNetworkInterfaces',
+  'ec2:DescribeSubnets',
+  'ec2:DeleteNetworkInterface',
+  'ec2:AssignPrivateIpAddresses',
+  'ec2:UnassignPrivateIpAddresses',
+];
+
+/**
+ * The access point as a Lambda file system, with grants we choose. `FileSystem.fromEfsAccessPoint`
+ * always grants `ClientWrite` (and `ClientMount` on resource `*`), which a read-only function must
+ * not have; this one grants only the given actions, on this file system, through this access point.
+ */
+class AccessPointMount extends lambda.FileSystem {
+  constructor(storage: MessageStorage, actions: string[]) {
+    super({
+      arn: storage.accessPoint.accessPointArn,
+      localMountPath: MOUNT_PATH,
+      // The function is created only after the mount targets exist (and, in another stack, only
+      // after the whole storage stack, whose access point waits for them: see MessageStorage).
+      dependency: [storage.fileSystem.mountTargetsAvailable],
+      // No `connections`: the NFS rules between the two security groups are declared once, in
+      // MessageStorage, instead of being added by each function.
+      policies: [
+        new iam.PolicyStatement({
+          actions,
+          resources: [storage.fileSystem.fileSystemArn],
+          conditions: { StringEquals: { 'elasticfilesystem:AccessPointArn': storage.accessPoint.accessPointArn } },
+        }),
+      ],
+    });
+  }
+}
+
+export interface MessageFunctionProps {
+  readonly storage: MessageStorage;
+  readonly httpApi: apigwv2.IHttpApi;
+  /** The binary, its crate and its routes, read from the Cargo workspace. */
+  readonly fn: WorkspaceFunction;
+  /** The workspace's root Cargo.toml, built by cargo-lambda. */
+  readonly manifestPath: string;
+  /**
+   * Reserved concurrency: caps this function's share of the account's concurrency (and so its
+   * cost and its EFS connections) and guarantees it that share. `undefined` reserves nothing.
+   * @default DEFAULT_RESERVED_CONCURRENCY
+   */
+  readonly reservedConcurrency?: number;
+  /** @default ONE_WEEK */
+  readonly logRetention?: logs.RetentionDays;
+  /** What happens to the log group on stack deletion. @default DESTROY */
+  readonly removalPolicy?: RemovalPolicy;
+}
+
+/**
+ * One Rust Lambda function with its own role, log group, routes and integration. The function
+ * mounts the shared access point; it may write only if one of its routes changes state.
+ */
+export class MessageFunction extends Construct {
+  readonly function: RustFunction;
+  readonly role: iam.Role;
+  readonly logGroup: logs.LogGroup;
+  readonly routes: apigwv2.HttpRoute[] = [];
+
+  constructor(scope: Construct, id: string, props: MessageFunctionProps) {
+    super(scope, id);
+    const { storage, fn } = props;
+
+    this.logGroup = new logs.LogGroup(this, 'LogGroup', {
+      // Cost: logs are billed per GB-month stored; a week is enough to debug a demo.
+      retention: props.logRetention ?? logs.RetentionDays.ONE_WEEK,
+      removalPolicy: props.removalPolicy ?? RemovalPolicy.DESTROY,
+    });
+
+    // Least privilege: a role of its own with inline grants only (no AWS-managed policies): write
+    // to its own log group, manage its VPC network interfaces, and mount the access point.
+    this.role = new iam.Role(this, 'Role', {
+      assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
+      description: `Execution role of the ${fn.binaryName} function`,
+    });
+    this.role.addToPolicy(
+      new iam.PolicyStatement({
+        actions: ['logs:CreateLogStream', 'logs:PutLogEvents'],
+        resources: [this.logGroup.logGroupArn],
+      }),
+    );
+    this.role.addToPolicy(new iam.PolicyStatement({ actions: VPC_ACCESS_ACTIONS, resources: ['*'] }));
+    Validations.of(this.role).acknowledge({
+      id: 'AwsSolutions-IAM5[Resource::*]',
+      reason:
+        "Lambda manages the function's VPC network interfaces with ec2:CreateNetworkInterface, " +
+        'DescribeNetworkInterfaces, DescribeSubnets, DeleteNetworkInterface and (Un)AssignPrivateIpAddresses; ' +
+        'the Describe actions support no resource-level permissions and the interfaces do not exist yet when ' +
+        'the policy is written. This is the AWSLambdaVPCAccessExecutionRole set, inlined and without logs rights.',
+    });
+
+    // Read-only functions (GET routes only) can mount but not write: EFS then refuses every
+    // write from them, whatever the code does.
+    const efsActions = fn.readOnly ? [ClientAction.MOUNT] : [ClientAction.MOUNT, ClientAction.WRITE];
+
+    this.function = new RustFunction(this, 'Function', {
+      manifestPath: props.manifestPath,
+      binaryName: fn.binaryName,
+      runtime: 'provided.al2023',
+      // Cost: Graviton (arm64) is about 20% cheaper per GB-second than x86_64.
+      architecture: lambda.Architecture.ARM_64,
+      bundling: {
+        // The asset's identity is a hash of the sources this one binary is built from, so
+        // changing another function's crate does not change this function (or its stack).
+        assetHashType: AssetHashType.CUSTOM,
+        assetHash: fn.sourceHash,
+        // Build exactly like scripts/build-artifacts: the workspace's release profile (LTO, one
+        // codegen unit, stripped) without cargo-lambda's panic=abort, so a panic fails one
+        // invocation instead of killing the instance; .cargo/config.toml targets Graviton.
+        cargoLambdaFlags: ['--disable-optimizations'],
+      },
+      description: `${fn.binaryName}: ${fn.routes.map((r) => `${r.method} ${r.path}`).join(', ')}`,
+      memorySize: FUNCTION_MEMORY_MB,
+      timeout: FUNCTION_TIMEOUT,
+      reservedConcurrentExecutions:
+        'reservedConcurrency' in props ? props.reservedConcurrency : DEFAULT_RESERVED_CONCURRENCY,
+      role: this.role,
+      logGroup: this.logGroup,
+      // JSON logs: Lambda sets AWS_LAMBDA_LOG_FORMAT=JSON and AWS_LAMBDA_LOG_LEVEL=INFO.
+      loggingFormat: lambda.LoggingFormat.JSON,
+      applicationLogLevelV2: lambda.ApplicationLogLevel.INFO,
+      systemLogLevelV2: lambda.SystemLogLevel.INFO,
+      environment: {
+        MESSAGES_DIR: MOUNT_PATH,
+        MAX_MESSAGE_BYTES: String(MAX_MESSAGE_BYTES),
+      },
+      vpc: storage.vpc,
+      vpcSubnets: storage.subnets,
+      securityGroups: [storage.functionSecurityGroup],
+      filesystem: new AccessPointMount(storage, efsActions),
+    });
+
+    // The routes this function serves, from the workspace's route table. Each route gets an
+    // invoke permission scoped to its own path (the integration's default).
+    const integration = new HttpLambdaIntegration('Integration', this.function);
+    for (const route of fn.routes) {
+      this.routes.push(
+        new apigwv2.HttpRoute(this, routeConstructId(route), {
+          httpApi: props.httpApi,
+          routeKey: apigwv2.HttpRouteKey.with(route.path, route.method as apigwv2.HttpMethod),
+          integration,
+        }),
+      );
+    }
+    // Every route is public, as the contract requires (a curl-able demo API).
+    for (const route of this.routes) {
+      Validations.of(route).acknowledge({
+        id: 'AwsSolutions-APIG4',
+        reason: 'The messages API is public by design (see CONTRACT.md); it is throttled at the stage instead.',
+      });
+    }
+  }
+}
+
+/** A construct id for a route: `GET /messages/{id}` becomes `RouteGETmessagesid`. */
+function routeConstructId(route: Route): string {
+  return `Route${route.method}${route.path.replace(/[^A-Za-z0-9]/g, '')}`;
+}

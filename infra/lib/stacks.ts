@@ -1,0 +1,81 @@
+import { CfnOutput, RemovalPolicy, Stack, StackProps } from 'aws-cdk-lib';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import { Construct } from 'constructs';
+import { MessagesApi } from './api';
+import { MessageFunction } from './function';
+import { MessageStorage } from './storage';
+import { WorkspaceFunction } from './workspace';
+
+export interface BaseStackProps extends StackProps {
+  /** The HTTP API's name. @default '<stack name without -base>-api' */
+  readonly apiName?: string;
+  /**
+   * Removal policy of the file system (the messages) and the access-log group.
+   * @default RemovalPolicy.DESTROY: a demo, `cdk destroy --all` leaves nothing billable behind.
+   * Use RETAIN to keep the messages when the stack is deleted.
+   */
+  readonly removalPolicy?: RemovalPolicy;
+  /** API-wide steady-state requests per second. @default 50 */
+  readonly throttleRateLimit?: number;
+  /** API-wide burst. @default 100 */
+  readonly throttleBurstLimit?: number;
+  /** @default ONE_WEEK */
+  readonly logRetention?: logs.RetentionDays;
+}
+
+/**
+ * Everything the three functions share and that rarely changes: the VPC, the file system and its
+ * access point, the security groups, and the HTTP API with its stage and access logs.
+ */
+export class BaseStack extends Stack {
+  readonly storage: MessageStorage;
+  readonly api: MessagesApi;
+
+  constructor(scope: Construct, id: string, props: BaseStackProps = {}) {
+    super(scope, id, props);
+    this.storage = new MessageStorage(this, 'Storage', { removalPolicy: props.removalPolicy });
+    this.api = new MessagesApi(this, 'Api', {
+      apiName: props.apiName ?? `${this.stackName.replace(/-base$/, '')}-api`,
+      throttleRateLimit: props.throttleRateLimit,
+      throttleBurstLimit: props.throttleBurstLimit,
+      logRetention: props.logRetention,
+      removalPolicy: props.removalPolicy,
+    });
+    new CfnOutput(this, 'FileSystemId', { value: this.storage.fileSystem.fileSystemId });
+    new CfnOutput(this, 'AccessPointId', { value: this.storage.accessPoint.accessPointId });
+  }
+}
+
+export interface FunctionStackProps extends StackProps {
+  readonly base: BaseStack;
+  readonly fn: WorkspaceFunction;
+  readonly manifestPath: string;
+  /** @default DEFAULT_RESERVED_CONCURRENCY; `undefined` reserves nothing. */
+  readonly reservedConcurrency?: number;
+  /** @default ONE_WEEK */
+  readonly logRetention?: logs.RetentionDays;
+  /** Removal policy of the function's log group. @default DESTROY */
+  readonly removalPolicy?: RemovalPolicy;
+}
+
+/**
+ * One function with its role, log group, routes, integration and invoke permissions. It only
+ * references the base stack, so `cdk deploy <this stack>` changes this function and nothing else.
+ */
+export class FunctionStack extends Stack {
+  readonly messageFunction: MessageFunction;
+
+  constructor(scope: Construct, id: string, props: FunctionStackProps) {
+    super(scope, id, props);
+    this.messageFunction = new MessageFunction(this, 'Handler', {
+      storage: props.base.storage,
+      httpApi: props.base.api.httpApi,
+      fn: props.fn,
+      manifestPath: props.manifestPath,
+      ...('reservedConcurrency' in props ? { reservedConcurrency: props.reservedConcurrency } : {}),
+      logRetention: props.logRetention,
+      removalPolicy: props.removalPolicy,
+    });
+    new CfnOutput(this, 'FunctionName', { value: this.messageFunction.function.functionName });
+  }
+}

@@ -1,0 +1,150 @@
+import { RemovalPolicy, Validations } from 'aws-cdk-lib';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import * as efs from 'aws-cdk-lib/aws-efs';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import { Construct } from 'constructs';
+
+/** Where every function mounts the access point (the contract's `MESSAGES_DIR`). */
+export const MOUNT_PATH = '/mnt/msg';
+/** The directory the access point exposes as its root, created on first use. */
+export const ACCESS_POINT_PATH = '/export/lambda';
+/** The POSIX identity every function acts as on the file system. */
+export const POSIX_UID = '1001';
+export const POSIX_GID = '1001';
+/** Owner rwx, group r-x, others nothing: only uid 1001 can write. */
+export const ACCESS_POINT_PERMISSIONS = '750';
+/** The NFS port, the only one open between the functions and the mount targets. */
+export const NFS_PORT = 2049;
+
+/** EFS client actions (spelled out: no wildcard actions in any policy). */
+export const ClientAction = {
+  MOUNT: 'elasticfilesystem:ClientMount',
+  WRITE: 'elasticfilesystem:ClientWrite',
+  ROOT_ACCESS: 'elasticfilesystem:ClientRootAccess',
+} as const;
+
+export interface MessageStorageProps {
+  /**
+   * What happens to the file system (and so every stored message) when the stack is deleted.
+   * @default RemovalPolicy.DESTROY (a demo: `cdk destroy` leaves nothing billable behind)
+   */
+  readonly removalPolicy?: RemovalPolicy;
+}
+
+/**
+ * The network and the file system: a VPC with no route to the internet, one encrypted EFS file
+ * system with elastic throughput, and one access point that all three functions share.
+ */
+export class MessageStorage extends Construct {
+  readonly vpc: ec2.Vpc;
+  /** Attached to every function; the only source allowed to reach the mount targets. */
+  readonly functionSecurityGroup: ec2.SecurityGroup;
+  readonly fileSystemSecurityGroup: ec2.SecurityGroup;
+  readonly fileSystem: efs.FileSystem;
+  readonly accessPoint: efs.AccessPoint;
+  /** The subnets of both the functions' network interfaces and the mount targets. */
+  readonly subnets: ec2.SubnetSelection = { subnetType: ec2.SubnetType.PRIVATE_ISOLATED };
+
+  constructor(scope: Construct, id: string, props: MessageStorageProps = {}) {
+    super(scope, id);
+    const removalPolicy = props.removalPolicy ?? RemovalPolicy.DESTROY;
+
+    // Cost: isolated subnets only, so no NAT gateway (about $65/month for two AZs, idle or not)
+    // and no internet gateway. Nothing here needs the internet: Lambda's control plane (logs,
+    // runtime API) does not go through the function's VPC interfaces, and EFS is in the VPC.
+    // Two AZs so the file system stays reachable when one AZ is down.
+    this.vpc = new ec2.Vpc(this, 'Vpc', {
+      maxAzs: 2,
+      natGateways: 0,
+      subnetConfiguration: [{ name: 'isolated', subnetType: ec2.SubnetType.PRIVATE_ISOLATED, cidrMask: 24 }],
+      // The default security group is never attached to anything; stripping its rules would take
+      // a custom-resource Lambda function (with an AWS-managed-policy role) in this stack.
+      restrictDefaultSecurityGroup: false,
+    });
+    Validations.of(this.vpc).acknowledge({
+      id: 'AwsSolutions-VPC7',
+      reason:
+        'No flow logs: the VPC has isolated subnets only (no internet or NAT path) and carries nothing but ' +
+        'NFS between the functions and EFS; flow logs would add CloudWatch ingestion cost to a demo. ' +
+        'API access is logged by the HTTP API access log.',
+    });
+
+    // Security: both groups allow nothing outbound by default; the functions may open NFS (2049)
+    // to the mount targets and the mount targets accept NFS only from the functions.
+    this.functionSecurityGroup = new ec2.SecurityGroup(this, 'FunctionSecurityGroup', {
+      vpc: this.vpc,
+      description: 'Message functions: NFS out to the EFS mount targets only',
+      allowAllOutbound: false,
+    });
+    this.fileSystemSecurityGroup = new ec2.SecurityGroup(this, 'FileSystemSecurityGroup', {
+      vpc: this.vpc,
+      description: 'EFS mount targets: NFS in from the message functions only',
+      allowAllOutbound: false,
+    });
+    this.functionSecurityGroup.connections.allowTo(
+      this.fileSystemSecurityGroup,
+      ec2.Port.tcp(NFS_PORT),
+      'NFS to the EFS mount targets',
+    );
+
+    this.fileSystem = new efs.FileSystem(this, 'FileSystem', {
+      vpc: this.vpc,
+      vpcSubnets: this.subnets,
+      securityGroup: this.fileSystemSecurityGroup,
+      // Security: encrypted at rest with the AWS-managed key (a customer-managed KMS key would
+      // add $1/month plus request charges for no gain in this demo).
+      encrypted: true,
+      // Cost: elastic throughput bills per GB read/written, nothing while idle; no provisioned
+      // throughput to pay for at rest. (Elastic requires the General Purpose performance mode.)
+      throughputMode: efs.ThroughputMode.ELASTIC,
+      performanceMode: efs.PerformanceMode.GENERAL_PURPOSE,
+      // Messages are demo data: no AWS Backup plan (it would bill per GB-month of backups).
+      enableAutomaticBackups: false,
+      removalPolicy,
+      fileSystemPolicy: fileSystemPolicy(),
+      // CDK's own "deny anonymous access" default works by ALLOWING ClientWrite and
+      // ClientRootAccess to every IAM principal. The policy above replaces it: because a policy
+      // exists, EFS requires IAM authorization and anonymous (non-IAM) clients get nothing, and
+      // root access is denied to everyone.
+      allowAnonymousAccess: true,
+    });
+
+    // The single access point: every function sees `/export/lambda` as its root and acts as
+    // uid/gid 1001, whatever user the Lambda runtime runs as. EFS creates the directory
+    // (owner 1001:1001, mode 750) the first time the access point is used.
+    this.accessPoint = this.fileSystem.addAccessPoint('AccessPoint', {
+      path: ACCESS_POINT_PATH,
+      posixUser: { uid: POSIX_UID, gid: POSIX_GID },
+      createAcl: { ownerUid: POSIX_UID, ownerGid: POSIX_GID, permissions: ACCESS_POINT_PERMISSIONS },
+    });
+    // The access point (which every function stack references) is only created once both mount
+    // targets are available, so no function can be created, and invoked, before it can mount.
+    this.accessPoint.node.addDependency(this.fileSystem.mountTargetsAvailable);
+  }
+}
+
+/**
+ * The file system's resource policy. Only Deny statements: callers get their rights from their
+ * own IAM roles (the functions' roles are scoped to the access point), while its mere presence
+ * makes EFS require IAM authorization, so anonymous NFS clients are refused.
+ */
+function fileSystemPolicy(): iam.PolicyDocument {
+  const everyone = [new iam.AnyPrincipal()];
+  return new iam.PolicyDocument({
+    statements: [
+      new iam.PolicyStatement({
+        sid: 'DenyInsecureTransport',
+        effect: iam.Effect.DENY,
+        principals: everyone,
+        actions: [ClientAction.MOUNT, ClientAction.WRITE, ClientAction.ROOT_ACCESS],
+        conditions: { Bool: { 'aws:SecureTransport': 'false' } },
+      }),
+      new iam.PolicyStatement({
+        sid: 'DenyRootAccess',
+        effect: iam.Effect.DENY,
+        principals: everyone,
+        actions: [ClientAction.ROOT_ACCESS],
+      }),
+    ],
+  });
+}

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# `npm run synth`: synthesise every stack through the cdk CLI WITHOUT building the Rust code
+# (-c skipBundling=true), then lint every template with cfn-lint.
+#  - cdk-nag's AwsSolutionsChecks runs during synthesis: any unacknowledged finding makes
+#    `cdk synth` exit non-zero, and so this script.
+#  - cfn-lint must report no error. W3005 (a DependsOn that a GetAtt already implies) is ignored:
+#    CDK always makes a function depend on its role and its role's policy, on purpose.
+# Needs: npm ci (in infra/) and cfn-lint on PATH (pip install cfn-lint).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v cfn-lint >/dev/null 2>&1; then
+  echo "synth-and-lint: cfn-lint is not on PATH (python3 -m venv .venv && .venv/bin/pip install cfn-lint)" >&2
+  exit 1
+fi
+
+out="$(mktemp -d "${TMPDIR:-/tmp}/efs-messages-synth.XXXXXX")"
+trap 'rm -rf "$out"' EXIT
+
+# Type checking already ran (npm run typecheck): ts-node only transpiles here.
+export TS_NODE_TRANSPILE_ONLY=true CDK_DISABLE_CLI_TELEMETRY=true
+start=$SECONDS
+npx cdk synth --quiet --no-notices -c skipBundling=true -o "$out"
+
+shopt -s nullglob
+templates=("$out"/*.template.json)
+expected=$(node -e '
+  const m = require(process.argv[1]);
+  console.log(Object.values(m.artifacts).filter((a) => a.type === "aws:cloudformation:stack").length);
+' "$out/manifest.json")
+if (( ${#templates[@]} == 0 || ${#templates[@]} != expected )); then
+  echo "synth-and-lint: expected $expected templates, found ${#templates[@]}" >&2
+  exit 1
+fi
+echo "cdk synth + cdk-nag (AwsSolutions): ${#templates[@]} stacks, no unacknowledged finding ($((SECONDS - start)) s)"
+
+set +e
+cfn-lint --ignore-checks W3005 -- "${templates[@]}"
+rc=$?
+set -e
+# cfn-lint's exit code is a bit mask: 2 = errors, 4 = warnings, 8 = informational; 1 = it failed.
+if (( rc & 3 )); then
+  echo "cfn-lint: errors in the synthesised templates (exit $rc)" >&2
+  exit 1
+fi
+echo "cfn-lint $(cfn-lint --version | awk '{print $2}'): ${#templates[@]} templates, no errors"

@@ -1,0 +1,288 @@
+import { Match, Template } from 'aws-cdk-lib/assertions';
+import {
+  allStatements,
+  asList,
+  BASE_STACK,
+  CONTRACT_ROUTES,
+  FUNCTION_NAMES,
+  functionStackName,
+  resourcesOfType,
+  synth,
+} from './helpers';
+
+const WRITERS = ['post-message', 'delete-messages'];
+
+describe('function stacks', () => {
+  const { templates, assembly } = synth();
+  const template = (binary: string) => templates[functionStackName(binary)];
+
+  test('one stack per function, besides the base stack', () => {
+    expect(Object.keys(templates).sort()).toEqual([BASE_STACK, ...FUNCTION_NAMES.map(functionStackName)].sort());
+  });
+
+  describe.each(FUNCTION_NAMES)('%s', (binary) => {
+    const json = template(binary);
+    const t = Template.fromJSON(json);
+    const fnId = () => resourcesOfType(json, 'AWS::Lambda::Function')[0][0];
+
+    test('one arm64 provided.al2023 function, 128 MB, 10 s timeout (< the HTTP API\'s 30 s)', () => {
+      t.resourceCountIs('AWS::Lambda::Function', 1);
+      const [[, fn]] = resourcesOfType(json, 'AWS::Lambda::Function');
+      expect(fn.Properties).toMatchObject({
+        Architectures: ['arm64'],
+        Runtime: 'provided.al2023',
+        Handler: 'bootstrap',
+        MemorySize: 128,
+      });
+      expect(fn.Properties.Timeout).toBeLessThan(30);
+      expect(fn.Properties.Timeout).toBe(10);
+    });
+
+    test('code comes from an S3 asset (bundling skipped in tests)', () => {
+      const [[, fn]] = resourcesOfType(json, 'AWS::Lambda::Function');
+      expect(fn.Properties.Code).toEqual({
+        S3Bucket: { 'Fn::Sub': 'cdk-hnb659fds-assets-${AWS::AccountId}-${AWS::Region}' },
+        S3Key: expect.stringMatching(/^[0-9a-f]{64}\.zip$/),
+      });
+    });
+
+    test('the contract\'s environment and the shared access point mounted at /mnt/msg', () => {
+      const [[, fn]] = resourcesOfType(json, 'AWS::Lambda::Function');
+      expect(fn.Properties.Environment.Variables).toEqual({ MESSAGES_DIR: '/mnt/msg', MAX_MESSAGE_BYTES: '262144' });
+      expect(fn.Properties.FileSystemConfigs).toHaveLength(1);
+      expect(fn.Properties.FileSystemConfigs[0].LocalMountPath).toBe('/mnt/msg');
+      expect(JSON.stringify(fn.Properties.FileSystemConfigs[0].Arn)).toMatch(
+        /:access-point\/.*"StackName":"EfsMessages-base".*"OutputName":"PublishOutputRefStorageFileSystemAccessPoint/,
+      );
+    });
+
+    test('in both isolated subnets, with the functions\' security group only', () => {
+      const [[, fn]] = resourcesOfType(json, 'AWS::Lambda::Function');
+      const vpc = JSON.stringify(fn.Properties.VpcConfig);
+      expect(fn.Properties.VpcConfig.SubnetIds).toHaveLength(2);
+      expect(vpc).toMatch(/PublishOutputRefStorageVpcisolatedSubnet1/);
+      expect(vpc).toMatch(/PublishOutputRefStorageVpcisolatedSubnet2/);
+      expect(fn.Properties.VpcConfig.SecurityGroupIds).toHaveLength(1);
+      expect(vpc).toMatch(/PublishOutputFnGetAttStorageFunctionSecurityGroup/);
+      t.resourceCountIs('AWS::EC2::SecurityGroup', 0);
+      t.resourceCountIs('AWS::EC2::SecurityGroupIngress', 0);
+      t.resourceCountIs('AWS::EC2::SecurityGroupEgress', 0);
+    });
+
+    test('JSON logs at INFO into its own log group with a retention period', () => {
+      const [[logGroupId, logGroup]] = resourcesOfType(json, 'AWS::Logs::LogGroup');
+      expect(logGroup.Properties.RetentionInDays).toBe(7);
+      expect(logGroup.DeletionPolicy).toBe('Delete');
+      t.hasResourceProperties('AWS::Lambda::Function', {
+        LoggingConfig: { LogFormat: 'JSON', ApplicationLogLevel: 'INFO', SystemLogLevel: 'INFO', LogGroup: { Ref: logGroupId } },
+      });
+    });
+
+    test('reserved concurrency 10 by default', () => {
+      t.hasResourceProperties('AWS::Lambda::Function', { ReservedConcurrentExecutions: 10 });
+    });
+
+    test('its own role: no managed policies, logs to its own group only', () => {
+      t.resourceCountIs('AWS::IAM::Role', 1);
+      t.resourceCountIs('AWS::IAM::ManagedPolicy', 0);
+      const [[roleId, role]] = resourcesOfType(json, 'AWS::IAM::Role');
+      expect(role.Properties.ManagedPolicyArns).toBeUndefined();
+      expect(role.Properties.AssumeRolePolicyDocument.Statement).toEqual([
+        { Action: 'sts:AssumeRole', Effect: 'Allow', Principal: { Service: 'lambda.amazonaws.com' } },
+      ]);
+      const [[, fn]] = resourcesOfType(json, 'AWS::Lambda::Function');
+      expect(fn.Properties.Role).toEqual({ 'Fn::GetAtt': [roleId, 'Arn'] });
+      const [[logGroupId]] = resourcesOfType(json, 'AWS::Logs::LogGroup');
+      const logs = allStatements(json).find((s) => asList<string>(s.Action).includes('logs:PutLogEvents'));
+      expect(logs).toEqual({
+        Action: ['logs:CreateLogStream', 'logs:PutLogEvents'],
+        Effect: 'Allow',
+        Resource: { 'Fn::GetAtt': [logGroupId, 'Arn'] },
+      });
+    });
+
+    const efsGrants = () =>
+      allStatements(json).filter((s) => asList<string>(s.Action).some((a) => a.startsWith('elasticfilesystem:')));
+
+    test(`EFS: ${WRITERS.includes(binary) ? 'ClientMount + ClientWrite' : 'ClientMount only (read-only)'}, on the file system, through the access point`, () => {
+      const grants = efsGrants();
+      expect(grants).toHaveLength(1);
+      const [grant] = grants;
+      expect(grant.Effect).toBe('Allow');
+      const expected = WRITERS.includes(binary)
+        ? ['elasticfilesystem:ClientMount', 'elasticfilesystem:ClientWrite']
+        : ['elasticfilesystem:ClientMount'];
+      expect(asList(grant.Action).sort()).toEqual(expected);
+      expect(JSON.stringify(grant.Resource)).toMatch(/"OutputName":"PublishOutputFnGetAttStorageFileSystem[0-9A-F]+Arn/);
+      const apCondition = grant.Condition?.StringEquals?.['elasticfilesystem:AccessPointArn'];
+      expect(JSON.stringify(apCondition)).toMatch(/:access-point\/.*PublishOutputRefStorageFileSystemAccessPoint/);
+      // The same access point the function mounts.
+      const [[, fn]] = resourcesOfType(json, 'AWS::Lambda::Function');
+      expect(apCondition).toEqual(fn.Properties.FileSystemConfigs[0].Arn);
+    });
+
+    if (!WRITERS.includes(binary)) {
+      test('the read-only function has no ClientWrite anywhere', () => {
+        expect(JSON.stringify(json)).not.toContain('elasticfilesystem:ClientWrite');
+      });
+    }
+
+    test('the VPC interface actions are the only grant on resource *', () => {
+      const star = allStatements(json).filter((s) => s.Effect === 'Allow' && asList(s.Resource).includes('*'));
+      expect(star).toHaveLength(1);
+      expect(asList(star[0].Action).sort()).toEqual([
+        'ec2:AssignPrivateIpAddresses',
+        'ec2:CreateNetworkInterface',
+        'ec2:DeleteNetworkInterface',
+        'ec2:DescribeNetworkInterfaces',
+        'ec2:DescribeSubnets',
+        'ec2:UnassignPrivateIpAddresses',
+      ]);
+    });
+
+    test('the function is created after its role policy (ENI and EFS rights in place)', () => {
+      const [[policyId]] = resourcesOfType(json, 'AWS::IAM::Policy');
+      const [[, fn]] = resourcesOfType(json, 'AWS::Lambda::Function');
+      expect(asList(fn.DependsOn)).toContain(policyId);
+    });
+
+    test('its routes, bound to its own function through one payload-2.0 proxy integration', () => {
+      const integrations = resourcesOfType(json, 'AWS::ApiGatewayV2::Integration');
+      expect(integrations).toHaveLength(1);
+      const [[integrationId, integration]] = integrations;
+      expect(integration.Properties).toMatchObject({
+        IntegrationType: 'AWS_PROXY',
+        PayloadFormatVersion: '2.0',
+        IntegrationUri: { 'Fn::GetAtt': [fnId(), 'Arn'] },
+      });
+      const expected = CONTRACT_ROUTES.filter(([, , f]) => f === binary).map(([m, p]) => `${m} ${p}`);
+      const routes = resourcesOfType(json, 'AWS::ApiGatewayV2::Route');
+      expect(routes.map(([, r]) => r.Properties.RouteKey).sort()).toEqual(expected.sort());
+      for (const [, route] of routes) {
+        expect(route.Properties.Target).toEqual({ 'Fn::Join': ['', ['integrations/', { Ref: integrationId }]] });
+        expect(route.Properties.AuthorizationType).toBe('NONE');
+        expect(JSON.stringify(route.Properties.ApiId)).toMatch(/"StackName":"EfsMessages-base".*PublishOutputRefApiHttpApi/);
+      }
+    });
+
+    test('one invoke permission per route, for API Gateway, scoped to the route\'s path', () => {
+      const permissions = resourcesOfType(json, 'AWS::Lambda::Permission');
+      const paths = CONTRACT_ROUTES.filter(([, , f]) => f === binary).map(([, p]) => p);
+      expect(permissions).toHaveLength(paths.length);
+      const suffixes: string[] = [];
+      for (const [, permission] of permissions) {
+        expect(permission.Properties).toMatchObject({
+          Action: 'lambda:InvokeFunction',
+          Principal: 'apigateway.amazonaws.com',
+          FunctionName: { 'Fn::GetAtt': [fnId(), 'Arn'] },
+        });
+        const parts = permission.Properties.SourceArn['Fn::Join'][1];
+        suffixes.push(parts[parts.length - 1]);
+      }
+      expect(suffixes.sort()).toEqual(paths.map((p) => `/*/*${p}`).sort());
+    });
+
+    test('deployed after the base stack, and independent of the other function stacks', () => {
+      const stack = assembly.getStackByName(functionStackName(binary));
+      const deps = stack.dependencies.map((d) => d.id).filter((id) => !id.endsWith('.assets'));
+      expect(deps).toEqual([BASE_STACK]);
+      const text = JSON.stringify(json);
+      for (const other of FUNCTION_NAMES.filter((f) => f !== binary)) {
+        expect(text).not.toContain(functionStackName(other));
+      }
+    });
+  });
+
+  test('all function stacks together serve exactly the contract\'s routes, each with its function', () => {
+    const served: string[] = [];
+    for (const binary of FUNCTION_NAMES) {
+      for (const [, route] of resourcesOfType(template(binary), 'AWS::ApiGatewayV2::Route')) {
+        served.push(`${route.Properties.RouteKey} -> ${binary}`);
+      }
+    }
+    expect(served.sort()).toEqual(CONTRACT_ROUTES.map(([m, p, f]) => `${m} ${p} -> ${f}`).sort());
+  });
+
+  test('no $default (catch-all) route and no ANY route anywhere', () => {
+    for (const json of Object.values(templates)) {
+      for (const [, route] of resourcesOfType(json, 'AWS::ApiGatewayV2::Route')) {
+        expect(route.Properties.RouteKey).not.toBe('$default');
+        expect(route.Properties.RouteKey).not.toMatch(/^ANY /);
+      }
+      for (const [, api] of resourcesOfType(json, 'AWS::ApiGatewayV2::Api')) {
+        expect(api.Properties.Target).toBeUndefined();
+      }
+    }
+  });
+
+  test('no wildcard actions in any policy of any stack', () => {
+    let count = 0;
+    for (const json of Object.values(templates)) {
+      for (const statement of allStatements(json)) {
+        expect(statement.NotAction).toBeUndefined();
+        for (const action of asList<string>(statement.Action)) {
+          count++;
+          expect(action).not.toContain('*');
+        }
+      }
+    }
+    expect(count).toBeGreaterThan(10);
+  });
+
+  test('ClientRootAccess is allowed nowhere', () => {
+    for (const json of Object.values(templates)) {
+      for (const statement of allStatements(json)) {
+        if (statement.Effect === 'Allow') {
+          expect(asList(statement.Action)).not.toContain('elasticfilesystem:ClientRootAccess');
+        }
+      }
+    }
+  });
+
+  test('the only cross-stack references are to the base stack\'s outputs', () => {
+    const baseOutputs = Object.keys(templates[BASE_STACK].Outputs);
+    const collect = (node: unknown, out: any[]): any[] => {
+      if (Array.isArray(node)) {
+        node.forEach((n) => collect(n, out));
+      } else if (node && typeof node === 'object') {
+        for (const [key, value] of Object.entries(node)) {
+          if (key === 'Fn::GetStackOutput' || key === 'Fn::ImportValue') {
+            out.push({ [key]: value });
+          } else {
+            collect(value, out);
+          }
+        }
+      }
+      return out;
+    };
+    for (const binary of FUNCTION_NAMES) {
+      const refs = collect(template(binary), []);
+      expect(refs.length).toBeGreaterThan(0);
+      for (const ref of refs) {
+        // Weak references (cdk.json's @aws-cdk/core:defaultCrossStackReferences = weak).
+        expect(ref['Fn::ImportValue']).toBeUndefined();
+        expect(ref['Fn::GetStackOutput']).toEqual({
+          StackName: BASE_STACK,
+          Region: { Ref: 'AWS::Region' },
+          OutputName: expect.any(String),
+        });
+        expect(baseOutputs).toContain(ref['Fn::GetStackOutput'].OutputName);
+      }
+    }
+  });
+});
+
+describe('function settings from context', () => {
+  test('reservedConcurrency is configurable, and `none` reserves nothing', () => {
+    const five = synth({ context: { reservedConcurrency: '5' } });
+    const none = synth({ context: { reservedConcurrency: 'none' } });
+    for (const binary of FUNCTION_NAMES) {
+      Template.fromJSON(five.templates[functionStackName(binary)]).hasResourceProperties('AWS::Lambda::Function', {
+        ReservedConcurrentExecutions: 5,
+      });
+      Template.fromJSON(none.templates[functionStackName(binary)]).hasResourceProperties('AWS::Lambda::Function', {
+        ReservedConcurrentExecutions: Match.absent(),
+      });
+    }
+  });
+});

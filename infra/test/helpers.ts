@@ -1,0 +1,129 @@
+import { App } from 'aws-cdk-lib';
+import { CloudAssembly } from 'aws-cdk-lib/cx-api';
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { BUNDLING_STACKS, buildMessagesApp, MessagesApp } from '../lib/app';
+import { parse } from 'smol-toml';
+import { DEFAULT_WORKSPACE_ROOT, workspaceMembers } from '../lib/workspace';
+
+/** The feature flags of cdk.json, so tests synthesise exactly what `cdk synth` does. */
+export function cdkJsonContext(): Record<string, unknown> {
+  const cdkJson = JSON.parse(readFileSync(join(__dirname, '..', 'cdk.json'), 'utf8'));
+  return cdkJson.context ?? {};
+}
+
+/** The contract's route table (shared/CONTRACT.md): method, path, function (binary). */
+export const CONTRACT_ROUTES: ReadonlyArray<readonly [string, string, string]> = [
+  ['GET', '/', 'get-messages'],
+  ['POST', '/', 'post-message'],
+  ['DELETE', '/', 'delete-messages'],
+  ['GET', '/messages', 'get-messages'],
+  ['POST', '/messages', 'post-message'],
+  ['DELETE', '/messages', 'delete-messages'],
+  ['GET', '/messages/{id}', 'get-messages'],
+  ['DELETE', '/messages/{id}', 'delete-messages'],
+];
+
+export const FUNCTION_NAMES = ['get-messages', 'post-message', 'delete-messages'];
+export const BASE_STACK = 'EfsMessages-base';
+export const functionStackName = (binary: string) => `EfsMessages-${binary}`;
+
+export interface Synthesized {
+  readonly app: App;
+  readonly built: MessagesApp;
+  readonly assembly: CloudAssembly;
+  readonly outdir: string;
+  /** Stack name -> parsed template. */
+  readonly templates: Record<string, any>;
+  /** Stack name -> the template file's exact text. */
+  readonly templateText: Record<string, string>;
+}
+
+const tempDirs: string[] = [];
+
+export function tempDir(prefix: string): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  tempDirs.push(dir);
+  return dir;
+}
+
+afterAll(() => {
+  for (const dir of tempDirs.splice(0)) {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+/**
+ * Synthesises the whole app in-process, as `cdk synth` would, with cdk-nag registered (so an
+ * unacknowledged finding throws here) and, unless `bundle` is set, without building any Rust code
+ * (CDK's own `aws:cdk:bundling-stacks = []` context).
+ */
+export function synth(options: { context?: Record<string, unknown>; workspaceRoot?: string; bundle?: boolean } = {}): Synthesized {
+  const outdir = tempDir('efs-messages-cdk-');
+  const app = new App({
+    outdir,
+    context: {
+      ...cdkJsonContext(),
+      ...(options.bundle ? {} : { [BUNDLING_STACKS]: [] }),
+      ...(options.workspaceRoot ? { workspaceRoot: options.workspaceRoot } : {}),
+      ...options.context,
+    },
+  });
+  const built = buildMessagesApp(app);
+  const assembly = app.synth();
+  const templates: Record<string, any> = {};
+  const templateText: Record<string, string> = {};
+  for (const stack of assembly.stacks) {
+    const text = readFileSync(join(outdir, stack.templateFile), 'utf8');
+    templateText[stack.stackName] = text;
+    templates[stack.stackName] = JSON.parse(text);
+  }
+  return { app, built, assembly, outdir, templates, templateText };
+}
+
+/**
+ * A copy of the Cargo workspace's sources (root manifest, lock file and member crates, without
+ * build output) in a temporary directory, to change code without touching the real one.
+ */
+export function copyWorkspace(): string {
+  const dest = tempDir('efs-messages-ws-');
+  const root = DEFAULT_WORKSPACE_ROOT;
+  for (const file of ['Cargo.toml', 'Cargo.lock', 'rust-toolchain.toml']) {
+    if (existsSync(join(root, file))) {
+      cpSync(join(root, file), join(dest, file));
+    }
+  }
+  const manifest = parse(readFileSync(join(root, 'Cargo.toml'), 'utf8')) as Record<string, unknown>;
+  for (const dir of workspaceMembers(root, manifest)) {
+    cpSync(join(root, dir), join(dest, dir), {
+      recursive: true,
+      filter: (src) => !/[\\/](target|node_modules)([\\/]|$)/.test(src.slice(root.length)),
+    });
+  }
+  return dest;
+}
+
+/** All resources of one type in a template, as [logicalId, resource] pairs. */
+export function resourcesOfType(template: any, type: string): Array<[string, any]> {
+  return Object.entries(template.Resources ?? {}).filter(([, r]: [string, any]) => r.Type === type) as Array<
+    [string, any]
+  >;
+}
+
+/** Every IAM-style policy statement anywhere in a template (role, policy, EFS file-system policy). */
+export function allStatements(node: unknown, out: any[] = []): any[] {
+  if (Array.isArray(node)) {
+    node.forEach((n) => allStatements(n, out));
+  } else if (node && typeof node === 'object') {
+    for (const [key, value] of Object.entries(node)) {
+      if (key === 'Statement' && Array.isArray(value)) {
+        out.push(...value);
+      }
+      allStatements(value, out);
+    }
+  }
+  return out;
+}
+
+export const asList = <T>(value: T | T[] | undefined): T[] => (value === undefined ? [] : Array.isArray(value) ? value : [value]);
