@@ -20,8 +20,6 @@ pub enum ApiError {
     InvalidQuery(String),
     #[error("The message id must be a lowercase hyphenated UUID version 7.")]
     InvalidId,
-    #[error("The request could not be read as an API Gateway HTTP request.")]
-    InvalidRequest,
     #[error("No message has this id.")]
     NotFound,
     #[error("No such route.")]
@@ -55,8 +53,7 @@ impl ApiError {
             | Self::InvalidBody
             | Self::InvalidContentType { .. }
             | Self::InvalidQuery(_)
-            | Self::InvalidId
-            | Self::InvalidRequest => StatusCode::BAD_REQUEST,
+            | Self::InvalidId => StatusCode::BAD_REQUEST,
             Self::MessageTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::NotFound | Self::RouteNotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -75,7 +72,6 @@ impl ApiError {
             Self::InvalidContentType { .. } => "invalid_content_type",
             Self::InvalidQuery(_) => "invalid_query",
             Self::InvalidId => "invalid_id",
-            Self::InvalidRequest => "invalid_request",
             Self::NotFound | Self::RouteNotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::StorageUnavailable(_) => "storage_unavailable",

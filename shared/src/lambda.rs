@@ -1,18 +1,25 @@
 //! The glue between the Lambda runtime and a handler.
 //!
 //! `lambda_http`'s own adapter panics on input API Gateway can deliver (a body marked base64
-//! that is not, a path it cannot turn into a URI); a panic would reach the client as a bare
-//! `500`. This adapter takes the raw API Gateway HTTP API (payload 2.0) event instead, decodes
-//! it defensively, and answers anything it cannot read with a JSON `400`.
+//! that is not, a `Host` header its URL parser rejects); a panic would reach the client as a bare
+//! `500`, or kill the instance. This adapter takes the raw API Gateway HTTP API (payload 2.0)
+//! event instead, builds the same `Request` without those panics, and answers a body it cannot
+//! decode with a JSON `400`.
 
-use std::{future::Future, panic::AssertUnwindSafe};
+use std::future::Future;
 
 use base64::Engine;
 use lambda_http::{
-    aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse},
-    http::header::SET_COOKIE,
+    aws_lambda_events::{
+        apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse},
+        query_map::QueryMap,
+    },
+    http::{
+        header::{COOKIE, SET_COOKIE},
+        HeaderValue, Uri,
+    },
     lambda_runtime::{self, LambdaEvent},
-    request::LambdaRequest,
+    request::RequestContext,
     service_fn, Body, Error, Request, RequestExt, Response,
 };
 
@@ -59,19 +66,20 @@ where
     response_to_event(response)
 }
 
-/// Builds the `http` request a handler sees from an API Gateway event, decoding a base64 body
-/// ourselves so that bad base64 is a `400`, not a panic.
+/// Builds the `http` request a handler sees from an API Gateway event.
+///
+/// This is `lambda_http`'s conversion, minus its panics: it decodes a base64 body itself (bad
+/// base64 is a `400`), and it never parses the `Host` or `X-Forwarded-Proto` headers into a URL
+/// (`lambda_http` unwraps that parse, so a hostile `Host` would kill the instance). Nothing
+/// routes on the URI, so it is the raw path and query when they form one, else just `/`.
 pub fn request_from_event(
     event: LambdaEvent<ApiGatewayV2httpRequest>,
 ) -> Result<Request, ApiError> {
     let LambdaEvent {
-        payload: mut event,
+        payload: event,
         context,
     } = event;
-    let body = match (
-        event.body.take(),
-        std::mem::take(&mut event.is_base64_encoded),
-    ) {
+    let body = match (event.body, event.is_base64_encoded) {
         (None, _) => Body::Empty,
         (Some(text), false) => Body::Text(text),
         (Some(encoded), true) => base64::engine::general_purpose::STANDARD
@@ -79,14 +87,39 @@ pub fn request_from_event(
             .map(Body::Binary)
             .map_err(|_| ApiError::InvalidBody)?,
     };
-    // lambda_http's conversion has `expect`s on URI building; contain them.
-    let mut request = std::panic::catch_unwind(AssertUnwindSafe(|| {
-        Request::from(LambdaRequest::ApiGatewayV2(event))
-    }))
-    .map_err(|_| ApiError::InvalidRequest)?
-    .with_lambda_context(context);
-    *request.body_mut() = body;
-    Ok(request)
+    let raw_path = event.raw_path.unwrap_or_default();
+    let raw_query = event.raw_query_string.unwrap_or_default();
+    let mut headers = event.headers;
+    // API Gateway moves the Cookie header into `cookies`; put it back, as lambda_http does.
+    if let Some(cookies) = event.cookies {
+        if let Ok(value) = HeaderValue::from_str(&cookies.join("; ")) {
+            headers.insert(COOKIE, value);
+        }
+    }
+    let mut request = Request::new(body);
+    *request.method_mut() = event.request_context.http.method.clone();
+    *request.uri_mut() = uri_of(&raw_path, &raw_query);
+    *request.headers_mut() = headers;
+    let query: QueryMap = raw_query.parse().unwrap_or_default();
+    Ok(request
+        .with_raw_http_path(raw_path)
+        .with_query_string_parameters(query)
+        .with_path_parameters(QueryMap::from(event.path_parameters))
+        .with_stage_variables(QueryMap::from(event.stage_variables))
+        .with_request_context(RequestContext::ApiGatewayV2(event.request_context))
+        .with_lambda_context(context))
+}
+
+fn uri_of(path: &str, query: &str) -> Uri {
+    let path_and_query = if query.is_empty() {
+        path.to_owned()
+    } else {
+        format!("{path}?{query}")
+    };
+    path_and_query
+        .parse()
+        .or_else(|_| path.parse())
+        .unwrap_or_else(|_| Uri::from_static("/"))
 }
 
 /// Turns a handler's response into an API Gateway HTTP API (payload 2.0) response.
