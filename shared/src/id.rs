@@ -67,6 +67,12 @@ impl MessageId {
         Ok(Self(uuid))
     }
 
+    /// A uniformly random byte of the id (from its final random bits), for spreading messages
+    /// over directories without any bias from the clock.
+    pub fn random_byte(&self) -> u8 {
+        self.0.as_bytes()[15]
+    }
+
     /// When the message was created, to the millisecond, read from the id itself.
     pub fn created_at(&self) -> DateTime<Utc> {
         // The first 48 bits of a version 7 UUID are Unix milliseconds.

@@ -1,6 +1,20 @@
-//! The message store: one immutable file per message in one directory on the shared file system.
+//! The message store: one immutable file per message, spread over 64 shard directories on the
+//! shared file system:
 //!
-//! Every function instance, in any number of processes, works on the same directory without
+//! ```text
+//! MESSAGES_DIR/
+//!   00/ 01/ … 3f/        shard = the id's last random byte mod 64
+//!     <id>               a published message (format.rs)
+//!     .tmp-<id>          a message being written, or a crashed writer's leftover
+//! ```
+//!
+//! Why shards: the Linux VFS locks a directory for every create, rename and unlink in it, on the
+//! NFS client that mounts EFS too, so operations on many files in *one* directory run one after
+//! another whatever the parallelism above them. Spread over 64 directories, deleting 10,000
+//! messages overlaps 64 round trips at a time, and listing reads 64 small directories in
+//! parallel instead of one large one page of entries after another (BENCHMARKS.md).
+//!
+//! Every function instance, in any number of processes, works on the same directories without
 //! locks. That is safe because of three rules:
 //!
 //! * **Unique names.** A message file is named by its [`MessageId`], which no other writer can
@@ -14,13 +28,14 @@
 //!
 //! On EFS every open, read, readdir and unlink is a network round trip, so operations on many
 //! files (a page of messages, deleting everything) run up to [`IO_CONCURRENCY`] of them at once
-//! on the blocking thread pool instead of one after another.
+//! on the blocking thread pool instead of one after another. Shard directories are created by
+//! the first message that needs one; the messages directory itself must exist (the access point
+//! creates it), else every operation reports the storage unavailable.
 
 use std::{
-    ffi::OsString,
     fs,
     io::{self, Write},
-    os::unix::fs::OpenOptionsExt,
+    os::unix::fs::{DirBuilderExt, OpenOptionsExt},
     path::{Path, PathBuf},
     sync::Arc,
     time::{Duration, SystemTime},
@@ -41,6 +56,12 @@ pub const STALE_TEMPORARY_AGE: Duration = Duration::from_secs(15 * 60);
 
 /// Temporary files start with a dot, so they never parse as a [`MessageId`].
 const TEMPORARY_PREFIX: &str = ".tmp-";
+
+/// How many shard directories messages are spread over.
+const SHARDS: u8 = 64;
+
+/// Shard directories are readable by the access point's group, like the access point's root.
+const SHARD_DIR_MODE: u32 = 0o750;
 
 /// Message files are readable by the access point's group, writable only by its owner.
 const MESSAGE_FILE_MODE: u32 = 0o640;
@@ -89,10 +110,10 @@ pub struct Page {
     pub next: Option<MessageId>,
 }
 
-/// What a directory listing found: the published messages in id order, and the temporaries.
+/// What listing the shards found: the published messages in id order, and the temporaries.
 struct Scan {
     ids: Vec<MessageId>,
-    temporaries: Vec<OsString>,
+    temporaries: Vec<PathBuf>,
 }
 
 /// The messages directory, shared by every instance of every function.
@@ -113,6 +134,12 @@ impl MessageStore {
     /// The directory this store works in.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// Where the message `id` lives (whether or not it exists), for tools that seed or inspect a
+    /// store directly.
+    pub fn message_path(&self, id: MessageId) -> PathBuf {
+        message_path(&self.dir, id)
     }
 
     /// Stores a new message and returns its id once it is durable and visible to every reader.
@@ -173,13 +200,15 @@ impl MessageStore {
 
     /// Deletes every message and returns how many this call removed.
     ///
-    /// Design: list the directory once, then unlink every listed message in parallel. A POST
+    /// Design: list the shards once, then unlink every listed message in parallel. A POST
     /// that completed before this call began has renamed its file into place before the listing
     /// is taken, so it is listed and removed. A POST running concurrently renames its file either
     /// before the listing (removed) or after it (kept): each message is wholly present or wholly
     /// gone, never partial, because files are only ever renamed in whole. Unlike swapping the
     /// directory for a new one, this never leaves a moment without a directory for writers, and
-    /// it needs no lock. Stale temporaries found on the way are swept too.
+    /// it needs no lock. Because messages are spread over 64 directories, the unlinks really do
+    /// overlap (one directory would serialise them). Stale temporaries found on the way are
+    /// swept too.
     pub async fn delete_all(&self) -> Result<usize, StoreError> {
         let scan = self.scan().await?;
         let dir = Arc::clone(&self.dir);
@@ -192,7 +221,7 @@ impl MessageStore {
             }
         })
         .await?;
-        self.sweep(scan.temporaries, STALE_TEMPORARY_AGE).await?;
+        sweep(scan.temporaries, STALE_TEMPORARY_AGE).await?;
         Ok(removed.into_iter().filter(|removed| *removed).count())
     }
 
@@ -200,59 +229,69 @@ impl MessageStore {
     /// Returns how many were removed.
     pub async fn sweep_stale_temporaries(&self, max_age: Duration) -> Result<usize, StoreError> {
         let scan = self.scan().await?;
-        self.sweep(scan.temporaries, max_age).await
+        sweep(scan.temporaries, max_age).await
     }
 
-    async fn sweep(
-        &self,
-        temporaries: Vec<OsString>,
-        max_age: Duration,
-    ) -> Result<usize, StoreError> {
-        let dir = Arc::clone(&self.dir);
-        let removed = concurrently(temporaries, move |name| {
-            let path = dir.join(name);
-            let modified = match fs::symlink_metadata(&path).and_then(|m| m.modified()) {
-                Ok(modified) => modified,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
-                Err(e) => return Err(e),
-            };
-            let age = SystemTime::now()
-                .duration_since(modified)
-                .unwrap_or_default();
-            if age < max_age {
-                return Ok(false);
-            }
-            match fs::remove_file(&path) {
-                Ok(()) => Ok(true),
-                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
-                Err(e) => Err(e),
-            }
-        })
-        .await?;
-        Ok(removed.into_iter().filter(|removed| *removed).count())
-    }
-
-    /// Lists the directory: message ids in order, and temporaries. Anything else is ignored.
+    /// Lists every shard, in parallel: message ids in order, and temporaries. Anything else is
+    /// ignored. Reading the messages directory first both finds the shards that exist and
+    /// reports a missing or unmounted file system.
     async fn scan(&self) -> Result<Scan, StoreError> {
         let dir = Arc::clone(&self.dir);
-        blocking(move || {
-            let mut scan = Scan {
-                ids: Vec::new(),
-                temporaries: Vec::new(),
-            };
+        let shards = blocking(move || {
+            let mut shards = Vec::new();
             for entry in fs::read_dir(&dir)? {
-                let name = entry?.file_name();
-                let Some(text) = name.to_str() else { continue };
-                if let Ok(id) = MessageId::parse(text) {
-                    scan.ids.push(id);
-                } else if text.starts_with(TEMPORARY_PREFIX) {
-                    scan.temporaries.push(name);
+                let entry = entry?;
+                if let Some(shard) = entry.file_name().to_str().and_then(parse_shard) {
+                    shards.push(shard);
                 }
             }
-            scan.ids.sort_unstable();
-            Ok::<_, io::Error>(scan)
+            Ok::<_, io::Error>(shards)
         })
-        .await
+        .await?;
+        let dir = Arc::clone(&self.dir);
+        let listed = concurrently(shards, move |shard| {
+            let shard_dir = shard_path(&dir, shard);
+            let mut ids = Vec::new();
+            let mut temporaries = Vec::new();
+            let entries = match fs::read_dir(&shard_dir) {
+                Ok(entries) => entries,
+                // Not a directory after all, or gone meanwhile: nothing of ours in it.
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+                    ) =>
+                {
+                    return Ok((ids, temporaries));
+                }
+                Err(e) => return Err(e),
+            };
+            for entry in entries {
+                let name = entry?.file_name();
+                let Some(text) = name.to_str() else { continue };
+                match MessageId::parse(text) {
+                    // A message in the wrong shard was not written by us: not ours to serve.
+                    Ok(id) if shard_of(id) == shard => ids.push(id),
+                    Ok(_) => {}
+                    Err(_) if text.starts_with(TEMPORARY_PREFIX) => {
+                        temporaries.push(shard_dir.join(&name));
+                    }
+                    Err(_) => {}
+                }
+            }
+            Ok::<_, io::Error>((ids, temporaries))
+        })
+        .await?;
+        let mut scan = Scan {
+            ids: Vec::new(),
+            temporaries: Vec::new(),
+        };
+        for (ids, temporaries) in listed {
+            scan.ids.extend(ids);
+            scan.temporaries.extend(temporaries);
+        }
+        scan.ids.sort_unstable();
+        Ok(scan)
     }
 
     /// The error for a message that is not there: `NotFound` if the directory itself is
@@ -267,19 +306,73 @@ impl MessageStore {
     }
 }
 
+/// Removes the temporaries among `temporaries` that are older than `max_age`.
+async fn sweep(temporaries: Vec<PathBuf>, max_age: Duration) -> Result<usize, StoreError> {
+    let removed = concurrently(temporaries, move |path: PathBuf| {
+        let modified = match fs::symlink_metadata(&path).and_then(|m| m.modified()) {
+            Ok(modified) => modified,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        let age = SystemTime::now()
+            .duration_since(modified)
+            .unwrap_or_default();
+        if age < max_age {
+            return Ok(false);
+        }
+        match fs::remove_file(&path) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e),
+        }
+    })
+    .await?;
+    Ok(removed.into_iter().filter(|removed| *removed).count())
+}
+
+/// The shard a message belongs to: its id's random last byte, mod [`SHARDS`].
+fn shard_of(id: MessageId) -> u8 {
+    id.random_byte() % SHARDS
+}
+
+/// A shard directory's name is its number in two lowercase hex digits: `00` to `3f`.
+fn shard_path(dir: &Path, shard: u8) -> PathBuf {
+    dir.join(format!("{shard:02x}"))
+}
+
+fn parse_shard(name: &str) -> Option<u8> {
+    let valid = name.len() == 2 && name.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    valid
+        .then(|| u8::from_str_radix(name, 16).ok())
+        .flatten()
+        .filter(|shard| *shard < SHARDS)
+}
+
 fn message_path(dir: &Path, id: MessageId) -> PathBuf {
-    dir.join(id.to_string())
+    shard_path(dir, shard_of(id)).join(id.to_string())
 }
 
 /// Writes a temporary, flushes it to stable storage, then renames it to the message's name.
 fn publish_file(dir: &Path, id: MessageId, bytes: &[u8]) -> io::Result<()> {
-    let temporary = dir.join(format!("{TEMPORARY_PREFIX}{id}"));
+    let shard_dir = shard_path(dir, shard_of(id));
+    let temporary = shard_dir.join(format!("{TEMPORARY_PREFIX}{id}"));
     let written = (|| {
-        let mut file = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(MESSAGE_FILE_MODE)
-            .open(&temporary)?;
+        let mut file = match create_new(&temporary) {
+            // The first message of its shard creates the shard (never the messages directory:
+            // if that is missing, the file system is, and creating the shard fails too).
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                match fs::DirBuilder::new()
+                    .mode(SHARD_DIR_MODE)
+                    .create(&shard_dir)
+                {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                    Err(e) => return Err(e),
+                }
+                create_new(&temporary)?
+            }
+            other => other?,
+        };
         file.write_all(bytes)?;
         file.sync_all()?;
         drop(file);
@@ -292,6 +385,14 @@ fn publish_file(dir: &Path, id: MessageId, bytes: &[u8]) -> io::Result<()> {
         let _ = fs::remove_file(&temporary);
     }
     written
+}
+
+fn create_new(path: &Path) -> io::Result<fs::File> {
+    fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(MESSAGE_FILE_MODE)
+        .open(path)
 }
 
 /// Reads and decodes one message; `Ok(None)` when it does not exist (or no longer does).
@@ -341,4 +442,45 @@ where
         .buffered(IO_CONCURRENCY)
         .try_collect()
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shard_names_are_two_lowercase_hex_digits_below_64() {
+        assert_eq!(parse_shard("00"), Some(0));
+        assert_eq!(parse_shard("3f"), Some(63));
+        for bad in ["40", "ff", "3F", "0", "000", "g0", "-1", " 1", ""] {
+            assert_eq!(parse_shard(bad), None, "{bad:?}");
+        }
+        let dir = Path::new("/m");
+        for _ in 0..1000 {
+            let id = MessageId::generate();
+            let path = message_path(dir, id);
+            let shard = path
+                .parent()
+                .unwrap()
+                .file_name()
+                .unwrap()
+                .to_str()
+                .unwrap();
+            assert_eq!(parse_shard(shard), Some(shard_of(id)));
+            assert_eq!(path.file_name().unwrap().to_str().unwrap(), id.to_string());
+        }
+    }
+
+    #[test]
+    fn ids_spread_evenly_over_the_shards() {
+        let mut counts = [0usize; SHARDS as usize];
+        for _ in 0..64_000 {
+            counts[usize::from(shard_of(MessageId::generate()))] += 1;
+        }
+        // 1,000 expected per shard; a uniform byte keeps every count far inside these bounds.
+        assert!(
+            counts.iter().all(|&n| (700..1300).contains(&n)),
+            "{counts:?}"
+        );
+    }
 }

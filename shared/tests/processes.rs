@@ -24,6 +24,9 @@ use std::{
 
 use shared::{MessageId, MessageStore, StoreError};
 
+mod common;
+use common::names_under;
+
 const ROLE: &str = "PROCESSES_TEST_ROLE";
 const DIR: &str = "PROCESSES_TEST_DIR";
 const COUNT: &str = "PROCESSES_TEST_COUNT";
@@ -368,9 +371,8 @@ fn concurrent_processes() {
             "POST {id} begun after the DELETE is missing"
         );
     }
-    let leftovers: Vec<String> = std::fs::read_dir(dir.path())
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
+    let leftovers: Vec<String> = names_under(dir.path())
+        .into_iter()
         .filter(|n| n.starts_with('.'))
         .collect();
     assert!(leftovers.is_empty(), "temporaries left: {leftovers:?}");
@@ -384,11 +386,9 @@ fn sigkill_mid_write() {
         // 8 MiB messages make each write long enough to be killed in the middle.
         let mut writer = spawn_role("writer", dir.path(), 1000, 8 << 20);
         // Wait until the writer has created a file, then kill it a moment later.
-        let files_before = std::fs::read_dir(dir.path()).unwrap().count();
+        let files_before = names_under(dir.path()).len();
         let deadline = Instant::now() + Duration::from_secs(10);
-        while std::fs::read_dir(dir.path()).unwrap().count() == files_before
-            && Instant::now() < deadline
-        {
+        while names_under(dir.path()).len() == files_before && Instant::now() < deadline {
             thread::sleep(Duration::from_micros(200));
         }
         thread::sleep(Duration::from_micros(round * 150));
@@ -417,12 +417,9 @@ fn sigkill_mid_write() {
 }
 
 fn count_temporaries(dir: &Path) -> usize {
-    std::fs::read_dir(dir)
-        .unwrap()
-        .filter(|e| {
-            e.as_ref()
-                .is_ok_and(|e| e.file_name().to_string_lossy().starts_with(".tmp-"))
-        })
+    names_under(dir)
+        .iter()
+        .filter(|n| n.starts_with(".tmp-"))
         .count()
 }
 
@@ -484,10 +481,7 @@ fn full_file_system() {
     };
     assert!(matches!(error, StoreError::Full(_)), "{error:?}");
     assert!(!stored.is_empty());
-    let names: Vec<String> = std::fs::read_dir(fs.path())
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
+    let names = names_under(fs.path());
     assert_eq!(
         names.len(),
         stored.len(),

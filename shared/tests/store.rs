@@ -5,19 +5,13 @@ use std::{collections::HashSet, fs, time::Duration};
 
 use shared::{format, MessageId, MessageStore, StoreError};
 
+mod common;
+use common::names_under as names;
+
 fn store() -> (tempfile::TempDir, MessageStore) {
     let dir = tempfile::tempdir().unwrap();
     let store = MessageStore::new(dir.path());
     (dir, store)
-}
-
-fn names(dir: &std::path::Path) -> Vec<String> {
-    let mut names: Vec<String> = fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
-    names.sort();
-    names
 }
 
 #[tokio::test]
@@ -34,7 +28,13 @@ async fn publish_writes_one_file_named_by_the_id_and_reads_back() {
     assert_eq!(message.content_type, "text/plain");
     assert_eq!(message.body, b"hello");
     // The Content-Type travels inside the file, not in an xattr or a second file.
-    let raw = fs::read(dir.path().join(id.to_string())).unwrap();
+    let path = store.message_path(id);
+    assert_eq!(
+        path.parent().unwrap().parent().unwrap(),
+        dir.path(),
+        "one shard level"
+    );
+    let raw = fs::read(path).unwrap();
     assert_eq!(
         format::decode(raw).unwrap(),
         ("text/plain".to_owned(), b"hello".to_vec())
@@ -128,9 +128,17 @@ async fn an_unknown_after_cursor_still_pages_by_id_order() {
 async fn listings_ignore_temporaries_and_foreign_files() {
     let (dir, store) = store();
     let id = store.publish("text/plain", b"real").await.unwrap();
-    fs::write(dir.path().join(".tmp-half-written"), b"EFSM\x01").unwrap();
+    let shard = store.message_path(id).parent().unwrap().to_owned();
+    fs::write(shard.join(".tmp-half-written"), b"EFSM\x01").unwrap();
     fs::write(dir.path().join("README"), b"not a message").unwrap();
     fs::create_dir(dir.path().join("subdir")).unwrap();
+    // A message file outside its shard was not written by the store: not served.
+    let stray = MessageId::generate();
+    fs::write(
+        dir.path().join(stray.to_string()),
+        format::encode("text/plain", b"x"),
+    )
+    .unwrap();
     let page = store.list(None, 100).await.unwrap();
     assert_eq!(
         page.messages.iter().map(|m| m.id).collect::<Vec<_>>(),
@@ -162,13 +170,23 @@ async fn delete_all_removes_every_message_and_counts_them() {
     assert_eq!(store.delete_all().await.unwrap(), 300);
     assert!(names(dir.path()).is_empty());
     assert_eq!(store.delete_all().await.unwrap(), 0);
+    let shards = fs::read_dir(dir.path()).unwrap().count();
+    assert!(
+        shards > 32,
+        "300 messages spread over the 64 shards, got {shards} directories"
+    );
 }
 
 #[tokio::test]
 async fn stale_temporaries_are_swept_and_fresh_ones_kept() {
-    let (dir, store) = store();
-    let stale = dir.path().join(format!(".tmp-{}", MessageId::generate()));
-    let fresh = dir.path().join(format!(".tmp-{}", MessageId::generate()));
+    let (_dir, store) = store();
+    let temporary = |id: MessageId| {
+        let path = store.message_path(id).with_file_name(format!(".tmp-{id}"));
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        path
+    };
+    let stale = temporary(MessageId::generate());
+    let fresh = temporary(MessageId::generate());
     fs::write(&stale, b"crashed writer").unwrap();
     fs::write(&fresh, b"writer still running").unwrap();
     let long_ago = std::time::SystemTime::now() - Duration::from_secs(3600);
@@ -197,9 +215,11 @@ async fn stale_temporaries_are_swept_and_fresh_ones_kept() {
 
 #[tokio::test]
 async fn a_corrupt_message_file_is_an_error_not_a_panic() {
-    let (dir, store) = store();
+    let (_dir, store) = store();
     let id = MessageId::generate();
-    fs::write(dir.path().join(id.to_string()), b"garbage").unwrap();
+    let path = store.message_path(id);
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    fs::write(path, b"garbage").unwrap();
     assert!(matches!(store.read(id).await, Err(StoreError::Corrupt(bad)) if bad == id));
 }
 

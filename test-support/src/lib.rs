@@ -133,12 +133,20 @@ impl TestEnv {
         Box::leak(Box::new(AppState::new(self.state.config.clone())))
     }
 
-    /// The names in the messages directory, sorted.
+    /// The names of the files in the messages directory and its shard directories, sorted.
     pub fn files(&self) -> Vec<String> {
-        let mut names: Vec<String> = std::fs::read_dir(self.dir.path())
-            .expect("readable directory")
-            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
-            .collect();
+        let mut names = Vec::new();
+        let mut pending = vec![self.dir.path().to_owned()];
+        while let Some(dir) = pending.pop() {
+            for entry in std::fs::read_dir(&dir).expect("readable directory") {
+                let entry = entry.expect("entry");
+                if entry.file_type().expect("file type").is_dir() {
+                    pending.push(entry.path());
+                } else {
+                    names.push(entry.file_name().to_string_lossy().into_owned());
+                }
+            }
+        }
         names.sort();
         names
     }

@@ -69,7 +69,7 @@ def test_the_original_flow(local_api):
     deleted = api.request("DELETE", "/messages")
     assert deleted.status == 200 and deleted.json() == {"deleted": 2}
     assert api.request("GET", "/messages").json() == {"messages": [], "next": None}
-    assert list(api.efs.iterdir()) == []
+    assert [p for p in api.efs.rglob("*") if p.is_file()] == [], "no file left in any shard"
 
 
 def test_errors_are_json_over_http(local_api):
