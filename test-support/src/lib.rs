@@ -4,7 +4,10 @@
 //! A crate of its own (a dev-dependency only) rather than a feature of `shared`, so that `shared`
 //! is compiled the same way for the tests and for the function binaries: one build serves both.
 
-use std::path::{Path, PathBuf};
+use std::{
+    future::Future,
+    path::{Path, PathBuf},
+};
 
 use base64::Engine;
 use lambda_http::{
@@ -128,6 +131,14 @@ impl TestEnv {
         Self { dir, state }
     }
 
+    /// A state whose messages directory does not exist, as when the file system is not mounted.
+    pub fn unmounted(&self) -> AppState {
+        AppState::new(Config {
+            messages_dir: self.dir.path().join("unmounted"),
+            ..self.state.config.clone()
+        })
+    }
+
     /// A leaked state for [`shared::lambda::answer`], which wants the instance-long lifetime.
     pub fn leaked_state(&self) -> &'static AppState {
         Box::leak(Box::new(AppState::new(self.state.config.clone())))
@@ -156,6 +167,22 @@ impl Default for TestEnv {
     fn default() -> Self {
         Self::new()
     }
+}
+
+/// Delivers `event` through a function's whole adapter ([`shared::lambda::answer`]), as the
+/// runtime would, and returns the API Gateway status and the body parsed as JSON (`Null` if none).
+pub async fn answer<H, F>(env: &TestEnv, handler: &H, event: &Event) -> (i64, Value)
+where
+    H: Fn(&'static AppState, Request) -> F,
+    F: Future<Output = Response<Body>>,
+{
+    let response = shared::lambda::answer(env.leaked_state(), handler, event.invocation()).await;
+    let body = response
+        .body
+        .as_ref()
+        .map(|b| serde_json::from_slice(b.as_ref()).expect("a JSON body"))
+        .unwrap_or_default();
+    (response.status_code, body)
 }
 
 /// A response's status and its body parsed as JSON (`Value::Null` for an empty body).

@@ -104,8 +104,7 @@ async fn hostile_ids_are_400_and_remove_nothing() {
 #[tokio::test]
 async fn missing_storage_is_503_for_both_routes() {
     let env = TestEnv::new();
-    let mut state = shared::AppState::new(env.state.config.clone());
-    state.store = shared::MessageStore::new(env.dir.path().join("unmounted"));
+    let state = env.unmounted();
     assert_error(
         &handle(&state, Event::fixture("delete-messages").request()).await,
         503,

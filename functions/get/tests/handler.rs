@@ -261,8 +261,7 @@ async fn hostile_ids_are_400_and_touch_nothing_outside_the_directory() {
 #[tokio::test]
 async fn missing_storage_is_503_storage_unavailable() {
     let env = TestEnv::new();
-    let mut state = shared::AppState::new(env.state.config.clone());
-    state.store = shared::MessageStore::new(env.dir.path().join("unmounted"));
+    let state = env.unmounted();
     assert_error(
         &handle(&state, list("").request()).await,
         503,

@@ -3,17 +3,10 @@
 //! outside the messages directory.
 
 use get_messages::handle;
-use shared::lambda;
 use test_support::{Event, TestEnv};
 
 async fn answer(env: &TestEnv, event: &Event) -> (i64, serde_json::Value) {
-    let response = lambda::answer(env.leaked_state(), &handle, event.invocation()).await;
-    let body = response
-        .body
-        .as_ref()
-        .map(|b| serde_json::from_slice(b.as_ref()).expect("a JSON body"))
-        .unwrap_or_default();
-    (response.status_code, body)
+    test_support::answer(env, &handle, event).await
 }
 
 #[tokio::test]

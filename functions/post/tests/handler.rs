@@ -157,8 +157,7 @@ async fn invalid_base64_is_a_400_not_a_panic() {
 #[tokio::test]
 async fn storage_that_is_not_there_is_503() {
     let env = TestEnv::new();
-    let mut state = shared::AppState::new(env.state.config.clone());
-    state.store = shared::MessageStore::new(env.dir.path().join("unmounted"));
+    let state = env.unmounted();
     let response = handle(&state, Event::fixture("post-message-text").request()).await;
     assert_error(&response, 503, "storage_unavailable");
 }

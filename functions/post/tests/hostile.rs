@@ -1,17 +1,10 @@
 //! Hostile bodies through the whole adapter (`lambda::answer`), as the runtime delivers them.
 
 use post_message::handle;
-use shared::lambda;
 use test_support::{Event, TestEnv};
 
 async fn answer(env: &TestEnv, event: &Event) -> (i64, serde_json::Value) {
-    let response = lambda::answer(env.leaked_state(), &handle, event.invocation()).await;
-    let body = response
-        .body
-        .as_ref()
-        .map(|b| serde_json::from_slice(b.as_ref()).expect("a JSON body"))
-        .unwrap_or_default();
-    (response.status_code, body)
+    test_support::answer(env, &handle, event).await
 }
 
 #[tokio::test]
