@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# The benchmark, in one command: builds what it needs, then runs bench/harness.py, which starts
+# and stops the latency file system itself. See bench/README.md.
+#
+#   bench/run.sh                  full run (about 3 minutes on 2 cores once built)
+#   bench/run.sh --quick          small counts, a smoke test of the whole pipeline
+#   BENCH_BUILD_ZIPS=no bench/run.sh   do not build the arm64 bootstrap.zip files if missing
+#
+# Results: bench/results/report.md (tables), results.json (every figure), latency.png (plot).
+set -euo pipefail
+bench=$(cd "$(dirname "$0")" && pwd)
+root=$(dirname "$bench")
+
+echo "== building the bench (bench/, its own workspace and target dir)" >&2
+(cd "$bench" && cargo build --release --quiet)
+
+echo "== building the function binaries (x86_64 release, for start-up time and RSS)" >&2
+(cd "$root" && cargo build --release --quiet -p get-messages -p post-message -p delete-messages)
+
+missing_zip=no
+for f in get-messages post-message delete-messages; do
+  [ -f "$root/target/lambda/$f/bootstrap.zip" ] || missing_zip=yes
+done
+if [ "$missing_zip" = yes ] && [ "${BENCH_BUILD_ZIPS:-yes}" != no ]; then
+  if [ -x "$root/scripts/build-artifacts" ]; then
+    echo "== building the arm64 bootstrap.zip files (scripts/build-artifacts)" >&2
+    "$root/scripts/build-artifacts" >&2 || echo "scripts/build-artifacts failed: zip sizes will read 'not built'" >&2
+  elif [ -x "$root/.venv/bin/cargo-lambda" ]; then
+    echo "== building the arm64 bootstrap.zip files (cargo lambda build)" >&2
+    (cd "$root" && PATH="$root/.venv/bin:$PATH" cargo lambda build --release --arm64 --output-format zip) >&2 \
+      || echo "cargo lambda build failed: zip sizes will read 'not built'" >&2
+  else
+    echo "== no cargo-lambda: zip sizes will read 'not built'" >&2
+  fi
+fi
+
+# The plot needs matplotlib: a venv of the bench's own, so the project's .venv stays as pinned.
+python=python3
+if [ ! -x "$bench/.venv/bin/python" ]; then
+  python3 -m venv "$bench/.venv" >&2 || true
+fi
+if [ -x "$bench/.venv/bin/python" ]; then
+  python="$bench/.venv/bin/python"
+  "$python" -c 'import matplotlib' 2>/dev/null \
+    || "$bench/.venv/bin/pip" install --quiet --disable-pip-version-check 'matplotlib>=3.8,<4' >&2 \
+    || echo "could not install matplotlib: the run goes on without the plot" >&2
+fi
+
+echo "== running the benchmark" >&2
+exec "$python" "$bench/harness.py" "$@"
