@@ -63,7 +63,7 @@ pub struct Input {
     pub seed_message: bool,
 }
 
-/// The scratch area: `root/messages` is the store; `root` must hold nothing else, ever.
+/// The scratch area: `root/above/messages` is the store; nothing else under `root` may change.
 struct Scratch {
     root: tempfile::TempDir,
     state: &'static AppState,
@@ -74,8 +74,11 @@ fn scratch() -> &'static Scratch {
     static SCRATCH: OnceLock<Scratch> = OnceLock::new();
     SCRATCH.get_or_init(|| {
         let root = tempfile::tempdir().expect("scratch directory");
-        let messages_dir = root.path().join("messages");
-        std::fs::create_dir(&messages_dir).expect("messages directory");
+        // Two private levels above the messages directory, both watched: a traversal by one or
+        // two `..` lands in them. (The system's temporary directory above is shared with other
+        // processes, so it cannot be watched.)
+        let messages_dir = root.path().join("above").join("messages");
+        std::fs::create_dir_all(&messages_dir).expect("messages directory");
         let state = Box::leak(Box::new(AppState::new(Config {
             messages_dir,
             max_message_bytes: 4096,
@@ -173,12 +176,20 @@ pub fn verify_answer(function: Function, status: i64, body: &[u8]) {
     }
 }
 
-/// Everything under `root` except the messages directory's contents, plus the parent's entries.
+/// Everything under `root` except the messages directory's own contents.
 fn outside_entries(root: &Path) -> BTreeSet<PathBuf> {
     let mut seen = BTreeSet::new();
-    for dir in [root, root.parent().unwrap_or(root)] {
-        if let Ok(entries) = std::fs::read_dir(dir) {
-            seen.extend(entries.filter_map(|e| e.ok()).map(|e| e.path()));
+    let mut pending = vec![root.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.filter_map(Result::ok) {
+            let path = entry.path();
+            if path.is_dir() && path.file_name().is_some_and(|n| n != "messages") {
+                pending.push(path.clone());
+            }
+            seen.insert(path);
         }
     }
     seen
