@@ -37,6 +37,12 @@ impl Event {
         Self(serde_json::from_str(&text).unwrap_or_else(|e| panic!("bad fixture {name}: {e}")))
     }
 
+    /// Sets the HTTP method, as a client sending another verb to the same route would.
+    pub fn with_method(mut self, method: &str) -> Self {
+        self.0["requestContext"]["http"]["method"] = json!(method);
+        self
+    }
+
     /// Points the event at `/messages/{id}` with `id` as the path parameter, as API Gateway does.
     pub fn with_path_id(mut self, id: &str) -> Self {
         let method = self.0["requestContext"]["http"]["method"].clone();

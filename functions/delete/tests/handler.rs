@@ -122,8 +122,7 @@ async fn missing_storage_is_503_for_both_routes() {
 #[tokio::test]
 async fn other_methods_are_refused() {
     let env = TestEnv::new();
-    let mut event = Event::fixture("delete-messages");
-    event.0["requestContext"]["http"]["method"] = "GET".into();
+    let event = Event::fixture("delete-messages").with_method("GET");
     assert_error(
         &handle(&env.state, event.request()).await,
         405,

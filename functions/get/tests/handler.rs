@@ -280,8 +280,7 @@ async fn missing_storage_is_503_storage_unavailable() {
 #[tokio::test]
 async fn other_methods_are_refused() {
     let env = TestEnv::new();
-    let mut event = Event::fixture("get-root");
-    event.0["requestContext"]["http"]["method"] = "POST".into();
+    let event = Event::fixture("get-root").with_method("POST");
     assert_error(
         &handle(&env.state, event.request()).await,
         405,

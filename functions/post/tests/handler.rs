@@ -165,8 +165,7 @@ async fn storage_that_is_not_there_is_503() {
 #[tokio::test]
 async fn other_methods_and_paths_are_refused() {
     let env = TestEnv::new();
-    let mut event = Event::fixture("post-message-text");
-    event.0["requestContext"]["http"]["method"] = "PUT".into();
+    let event = Event::fixture("post-message-text").with_method("PUT");
     assert_error(
         &handle(&env.state, event.request()).await,
         405,
