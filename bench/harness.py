@@ -41,7 +41,7 @@ BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 EFS_BENCH = BENCH / "target" / "release" / "efs-bench"
 LATFS = BENCH / "target" / "release" / "latfs"
-EVENT_TEMPLATE = BENCH / "event.json"
+EVENT_TEMPLATE = BENCH.parent / "test-support/fixtures/events/get-root.json"
 FUNCTIONS = ["get-messages", "post-message", "delete-messages"]
 DESIGNS = ["original", "naive", "ours"]
 DESIGN_LABELS = {
@@ -363,7 +363,8 @@ def run_designs(fs_name, backing, messages_dir, counts, extra_delete_counts, sam
 
 
 def api_event(method):
-    """An API Gateway HTTP API (payload 2.0) event from the template efs-bench uses too."""
+    """An API Gateway HTTP API (payload 2.0) event from the project's own fixtures (the Rust
+    side of the bench uses test-support's builders on the same files)."""
     event = json.loads(EVENT_TEMPLATE.read_text())
     event["requestContext"]["http"]["method"] = method
     event["routeKey"] = f"{method} /messages"
@@ -819,13 +820,15 @@ def main():
     parser.add_argument("--quick", action="store_true", help="small counts, for a smoke test")
     parser.add_argument("--work", default=os.environ.get("BENCH_WORK", "/tmp/efs-bench"),
                         help="scratch directory on local disk (default /tmp/efs-bench)")
-    parser.add_argument("--out", default=str(BENCH / "results"))
+    parser.add_argument("--out", default=None,
+                        help="where the report goes (default results/, or results/tmp/quick "
+                             "for --quick, so a smoke test never overwrites the recorded run)")
     parser.add_argument("--skip-functions", action="store_true")
     args = parser.parse_args()
 
     started = time.monotonic()
     work = Path(args.work) / f"run-{os.getpid()}"
-    out = Path(args.out)
+    out = Path(args.out or (BENCH / "results" / "tmp" / "quick" if args.quick else BENCH / "results"))
     out.mkdir(parents=True, exist_ok=True)
     work.mkdir(parents=True)
     counts = [10, 100] if args.quick else [10, 1_000, 10_000]

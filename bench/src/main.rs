@@ -29,6 +29,7 @@ use std::{
 
 use lambda_http::{Body, Request, Response};
 use serde_json::{json, Value};
+use test_support::Event;
 use shared::{
     format,
     http::{self, ListQuery},
@@ -68,63 +69,6 @@ fn main() {
     if let Err(e) = result {
         eprintln!("efs-bench: {e}");
         std::process::exit(1);
-    }
-}
-
-/// An API Gateway HTTP API (payload 2.0) event, from the template `bench/event.json` (the bench
-/// builds its own events so that it does not depend on the project's test helpers).
-struct Event(Value);
-
-impl Event {
-    fn new(method: &str) -> Self {
-        let mut event: Value =
-            serde_json::from_str(include_str!("../event.json")).expect("event template");
-        event["requestContext"]["http"]["method"] = json!(method);
-        event["routeKey"] = json!(format!("{method} /messages"));
-        event["requestContext"]["routeKey"] = event["routeKey"].clone();
-        Self(event)
-    }
-
-    /// `/messages/{id}`, with the path parameter API Gateway fills in from the route.
-    fn with_path_id(mut self, id: &str) -> Self {
-        let method = self.0["requestContext"]["http"]["method"].clone();
-        let method = method.as_str().unwrap_or("GET").to_owned();
-        let path = format!("/messages/{id}");
-        self.0["rawPath"] = json!(path);
-        self.0["requestContext"]["http"]["path"] = json!(path);
-        self.0["routeKey"] = json!(format!("{method} /messages/{{id}}"));
-        self.0["requestContext"]["routeKey"] = self.0["routeKey"].clone();
-        self.0["pathParameters"] = json!({ "id": id });
-        self
-    }
-
-    /// `key=value&...`, without repeated keys.
-    fn with_query(mut self, raw: &str) -> Self {
-        self.0["rawQueryString"] = json!(raw);
-        let params: serde_json::Map<String, Value> = raw
-            .split('&')
-            .filter(|p| !p.is_empty())
-            .map(|p| {
-                let (k, v) = p.split_once('=').unwrap_or((p, ""));
-                (k.to_owned(), json!(v))
-            })
-            .collect();
-        self.0["queryStringParameters"] = Value::Object(params);
-        self
-    }
-
-    /// A text body with its Content-Type.
-    fn with_text_body(mut self, body: &[u8], content_type: &str) -> Self {
-        self.0["body"] = json!(String::from_utf8_lossy(body));
-        self.0["isBase64Encoded"] = json!(false);
-        self.0["headers"]["content-length"] = json!(body.len().to_string());
-        self.0["headers"]["content-type"] = json!(content_type);
-        self
-    }
-
-    /// The request a handler sees, through lambda_http's own event parser.
-    fn request(&self) -> Request {
-        lambda_http::request::from_str(&self.0.to_string()).expect("valid API Gateway event")
     }
 }
 
@@ -229,8 +173,8 @@ impl Server {
                 let mut bad = 0;
                 for _ in 0..count {
                     self.posted += 1;
-                    let event = Event::new("POST")
-                        .with_text_body(&body(size, 1_000_000 + self.posted), CONTENT_TYPE);
+                    let event = Event::fixture("post-message-text")
+                        .with_body(&body(size, 1_000_000 + self.posted), Some(CONTENT_TYPE));
                     let outcome = self.time(post_message::handle(self.state, event.request()));
                     bad += usize::from(outcome.status != 201);
                     ns.push(outcome.ns);
@@ -247,7 +191,7 @@ impl Server {
                 let mut ns = Vec::with_capacity(repeat);
                 let (mut bad, mut messages, mut bytes) = (0, 0, 0);
                 for _ in 0..repeat {
-                    let event = Event::new("GET").with_query(&query);
+                    let event = Event::fixture("get-messages").with_query(&query);
                     let outcome = match self.design {
                         Design::Ours => {
                             self.time(get_messages::handle(self.state, event.request()))
@@ -277,7 +221,7 @@ impl Server {
                 let mut ns = Vec::with_capacity(ids.len());
                 let mut bad = 0;
                 for id in &ids {
-                    let event = Event::new("GET").with_path_id(id);
+                    let event = Event::fixture("get-message").with_path_id(id);
                     let outcome = self.time(get_messages::handle(self.state, event.request()));
                     bad += usize::from(outcome.status != 200);
                     ns.push(outcome.ns);
@@ -285,7 +229,7 @@ impl Server {
                 json!({"ns": ns, "errors": bad})
             }
             "delete_all" => {
-                let event = Event::new("DELETE");
+                let event = Event::fixture("delete-messages");
                 let outcome = match self.design {
                     Design::Ours => self.time(delete_messages::handle(self.state, event.request())),
                     Design::Naive => self.time(naive::delete(self.state, event.request())),
