@@ -9,7 +9,7 @@ use lambda_http::{
 };
 use serde::Serialize;
 
-use crate::{format::MAX_CONTENT_TYPE_LEN, ApiError, Message, MessageId, Page};
+use crate::{format::MAX_CONTENT_TYPE_LEN, store::Order, ApiError, Message, MessageId, Page};
 
 /// The Content-Type of a message posted without one.
 pub const DEFAULT_CONTENT_TYPE: &str = "application/octet-stream";
@@ -51,11 +51,13 @@ pub fn require_method(request: &Request, method: Method) -> Result<(), ApiError>
     }
 }
 
-/// The query of `GET /messages`: `limit` (1..=1000, default 100) and `after` (an exclusive id
-/// cursor). A parameter given more than once is ambiguous and rejected; unknown ones are ignored.
+/// The query of `GET /messages`: `limit` (1..=1000, default 100), `order` (`asc`, the default,
+/// oldest first; `desc`, newest first) and `after` (an exclusive id cursor in that order). A
+/// parameter given more than once is ambiguous and rejected; unknown ones are ignored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ListQuery {
     pub limit: usize,
+    pub order: Order,
     pub after: Option<MessageId>,
 }
 
@@ -80,6 +82,15 @@ impl ListQuery {
                 ))
             })?,
         };
+        let order = match single("order")? {
+            None | Some("asc") => Order::Asc,
+            Some("desc") => Order::Desc,
+            Some(_) => {
+                return Err(ApiError::InvalidQuery(
+                    "order must be asc (oldest first) or desc (newest first).".into(),
+                ))
+            }
+        };
         let after = single("after")?
             .map(|raw| {
                 MessageId::parse(raw).map_err(|_| {
@@ -87,7 +98,11 @@ impl ListQuery {
                 })
             })
             .transpose()?;
-        Ok(Self { limit, after })
+        Ok(Self {
+            limit,
+            order,
+            after,
+        })
     }
 }
 
@@ -251,11 +266,6 @@ pub fn raw_message(message: Message) -> Response<Body> {
         .headers_mut()
         .insert(header::CONTENT_TYPE, content_type);
     response
-}
-
-/// `200` with how many messages a DELETE removed.
-pub fn deleted(count: usize) -> Response<Body> {
-    json_response(StatusCode::OK, &serde_json::json!({ "deleted": count }))
 }
 
 /// `204 No Content`.

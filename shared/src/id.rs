@@ -73,14 +73,31 @@ impl MessageId {
         self.0.as_bytes()[15]
     }
 
+    /// When the message was created, in Unix milliseconds: the first 48 bits of a version 7
+    /// UUID. The store files messages by it and compares it with the delete-all cut-off.
+    pub fn unix_millis(&self) -> u64 {
+        self.0.as_bytes()[..6]
+            .iter()
+            .fold(0_u64, |acc, &b| (acc << 8) | u64::from(b))
+    }
+
     /// When the message was created, to the millisecond, read from the id itself.
     pub fn created_at(&self) -> DateTime<Utc> {
-        // The first 48 bits of a version 7 UUID are Unix milliseconds.
-        let bytes = self.0.as_bytes();
-        let millis = bytes[..6]
-            .iter()
-            .fold(0_i64, |acc, &b| (acc << 8) | i64::from(b));
-        DateTime::from_timestamp_millis(millis).unwrap_or(DateTime::UNIX_EPOCH)
+        i64::try_from(self.unix_millis())
+            .ok()
+            .and_then(DateTime::from_timestamp_millis)
+            .unwrap_or(DateTime::UNIX_EPOCH)
+    }
+
+    /// An id for a message created at `unix_millis`, with random low bits: for tools that seed
+    /// a store with a history (benchmarks, tests), never for a message being posted.
+    pub fn at_millis(unix_millis: u64) -> Self {
+        let seconds = unix_millis / 1000;
+        let nanos = u32::try_from((unix_millis % 1000) * 1_000_000).unwrap_or(0);
+        // No counter bits: the uuid crate fills everything below the millisecond at random.
+        Self(Uuid::new_v7(Timestamp::from_unix_time(
+            seconds, nanos, 0, 0,
+        )))
     }
 
     /// [`Self::created_at`] as RFC 3339 UTC with milliseconds, as the API reports it.
@@ -176,6 +193,17 @@ mod tests {
         let text = id.created_at_rfc3339();
         assert_eq!(text.len(), "2026-11-26T18:37:30.123Z".len(), "{text}");
         assert!(text.ends_with('Z'));
+    }
+
+    #[test]
+    fn ids_at_a_given_millisecond_carry_it() {
+        let at = 1_790_000_000_123;
+        let a = MessageId::at_millis(at);
+        let b = MessageId::at_millis(at);
+        assert_ne!(a, b, "random low bits");
+        assert_eq!((a.unix_millis(), b.unix_millis()), (at, at));
+        assert_eq!(MessageId::parse(&a.to_string()), Ok(a));
+        assert!(MessageId::at_millis(at + 1) > a);
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! event instead, builds the same `Request` without those panics, and answers a body it cannot
 //! decode with a JSON `400`.
 
-use std::future::Future;
+use std::{future::Future, time::Duration};
 
 use base64::Engine;
 use lambda_http::{
@@ -23,12 +23,24 @@ use lambda_http::{
     service_fn, Body, Error, Request, RequestExt, Response,
 };
 
-use crate::{ApiError, AppState};
+use crate::{store::IO_CONCURRENCY, ApiError, AppState};
 
 /// Sets up logging as Lambda's standard controls say (`AWS_LAMBDA_LOG_FORMAT`,
 /// `AWS_LAMBDA_LOG_LEVEL`): JSON in the cloud, text locally, INFO by default.
 pub fn init_logging() {
     lambda_http::tracing::init_default_subscriber();
+}
+
+/// The async runtime every function runs on: one thread for the event loop (a Lambda instance
+/// serves one request at a time, and at 128 MB has 7 % of one CPU) and a blocking pool for the
+/// file system of at most [`IO_CONCURRENCY`] threads, kept alive between invocations so a warm
+/// instance does not start them again for every page.
+pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .max_blocking_threads(IO_CONCURRENCY)
+        .thread_keep_alive(Duration::from_secs(15 * 60))
+        .build()
 }
 
 /// Runs the Lambda runtime loop, answering every invocation with `handler`.
@@ -46,6 +58,64 @@ where
         },
     ))
     .await
+}
+
+/// Like [`serve`], for a function that also runs on a schedule: an EventBridge scheduled event
+/// goes to `on_schedule` (its JSON result is the invocation's result), anything else is an API
+/// Gateway request for `handler`. API Gateway events never have the scheduled event's top-level
+/// `source`, so no HTTP caller can trigger the scheduled work.
+pub async fn serve_with_schedule<H, F, S, G>(
+    state: AppState,
+    handler: H,
+    on_schedule: S,
+) -> Result<(), Error>
+where
+    H: Fn(&'static AppState, Request) -> F,
+    F: Future<Output = Response<Body>>,
+    S: Fn(&'static AppState) -> G,
+    G: Future<Output = serde_json::Value>,
+{
+    let state: &'static AppState = Box::leak(Box::new(state));
+    let (handler, on_schedule) = (&handler, &on_schedule);
+    lambda_runtime::run(service_fn(
+        move |event: LambdaEvent<serde_json::Value>| async move {
+            Ok::<_, Error>(dispatch(state, handler, on_schedule, event).await)
+        },
+    ))
+    .await
+}
+
+/// Answers one invocation of a function that also runs on a schedule (see
+/// [`serve_with_schedule`]): the scheduled work's result, or the API Gateway response as JSON.
+pub async fn dispatch<H, F, S, G>(
+    state: &'static AppState,
+    handler: &H,
+    on_schedule: &S,
+    event: LambdaEvent<serde_json::Value>,
+) -> serde_json::Value
+where
+    H: Fn(&'static AppState, Request) -> F,
+    F: Future<Output = Response<Body>>,
+    S: Fn(&'static AppState) -> G,
+    G: Future<Output = serde_json::Value>,
+{
+    if is_scheduled(&event.payload) {
+        return on_schedule(state).await;
+    }
+    let LambdaEvent { payload, context } = event;
+    let response = match serde_json::from_value::<ApiGatewayV2httpRequest>(payload) {
+        Ok(payload) => answer(state, handler, LambdaEvent { payload, context }).await,
+        // Not an event this function is invoked with: refuse it like any malformed request.
+        Err(_) => response_to_event(ApiError::InvalidBody.into_response()),
+    };
+    serde_json::to_value(response).unwrap_or_default()
+}
+
+/// Whether an invocation is EventBridge's scheduled event (`"source": "aws.events"`,
+/// `"detail-type": "Scheduled Event"`).
+pub fn is_scheduled(event: &serde_json::Value) -> bool {
+    event.get("source").and_then(serde_json::Value::as_str) == Some("aws.events")
+        && event.get("detail-type").and_then(serde_json::Value::as_str) == Some("Scheduled Event")
 }
 
 /// Answers one invocation: event in, API Gateway response out. Never panics on the event.

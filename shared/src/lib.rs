@@ -18,4 +18,4 @@ pub use config::Config;
 pub use error::ApiError;
 pub use id::MessageId;
 pub use state::AppState;
-pub use store::{Message, MessageStore, Page, StoreError};
+pub use store::{Message, MessageStore, Order, Page, StoreError};

@@ -22,7 +22,10 @@ use std::{
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
-use shared::{MessageId, MessageStore, StoreError};
+use shared::{
+    store::{ReclaimBudget, CRASH_AT},
+    MessageId, MessageStore, Order, StoreError,
+};
 
 mod common;
 use common::names_under;
@@ -39,7 +42,7 @@ fn main() {
         let code = runtime.block_on(run_role(&role, MessageStore::new(dir)));
         std::process::exit(code);
     }
-    let scenarios: [(&str, fn()); 5] = [
+    let scenarios: [(&str, fn()); 7] = [
         (
             "processes_post_list_and_delete_all_concurrently",
             concurrent_processes,
@@ -57,6 +60,14 @@ fn main() {
             full_file_system,
         ),
         ("permission_denied_is_unavailable", permission_denied),
+        (
+            "delete_all_killed_at_each_step_leaves_all_or_nothing",
+            delete_all_killed_at_each_step,
+        ),
+        (
+            "reclaiming_killed_at_each_step_leaves_a_consistent_store",
+            reclaim_killed_at_each_step,
+        ),
     ];
     let filter: Vec<String> = env::args()
         .skip(1)
@@ -122,7 +133,7 @@ async fn run_role(role: &str, store: MessageStore) -> i32 {
             let deadline = Instant::now() + Duration::from_millis(count as u64);
             let mut checked = 0usize;
             while Instant::now() < deadline {
-                let page = match store.list(None, 1000).await {
+                let page = match store.list(Order::Asc, None, 1000).await {
                     Ok(page) => page,
                     Err(e) => {
                         eprintln!("reader: {e}");
@@ -142,7 +153,7 @@ async fn run_role(role: &str, store: MessageStore) -> i32 {
         }
         // Reports what listing and publishing fail with, as `list=<kind> publish=<kind>`.
         "probe" => {
-            let list = match store.list(None, 10).await {
+            let list = match store.list(Order::Asc, None, 10).await {
                 Ok(_) => "ok".to_owned(),
                 Err(e) => kind_of(&e),
             };
@@ -153,7 +164,30 @@ async fn run_role(role: &str, store: MessageStore) -> i32 {
             println!("list={list} publish={publish}");
             0
         }
+        // Deletes everything (a crash test may make it die at a step).
+        "delete-all" => match store.delete_all().await {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("delete-all: {e}");
+                1
+            }
+        },
+        // Reclaims everything it can (a crash test may make it die at a step).
+        "reclaim" => match store.reclaim(everything()).await {
+            Ok(_) => 0,
+            Err(e) => {
+                eprintln!("reclaim: {e}");
+                1
+            }
+        },
         _ => 64,
+    }
+}
+
+fn everything() -> ReclaimBudget {
+    ReclaimBudget {
+        max_removals: usize::MAX,
+        max_time: Duration::from_secs(60),
     }
 }
 
@@ -215,7 +249,7 @@ fn all_messages(store: &MessageStore) -> Vec<shared::Message> {
         let mut all = Vec::new();
         let mut after = None;
         loop {
-            let page = store.list(after, 1000).await.expect("list");
+            let page = store.list(Order::Asc, after, 1000).await.expect("list");
             all.extend(page.messages);
             match page.next {
                 Some(next) => after = Some(next),
@@ -407,13 +441,140 @@ fn sigkill_mid_write() {
         temporaries_seen > 0,
         "no writer was killed mid-write; the test proved nothing"
     );
-    // The leftovers are swept, and what was published is untouched.
-    let before = all_messages(&store).len();
-    let swept = runtime()
-        .block_on(store.sweep_stale_temporaries(Duration::ZERO))
+    // Once they are old and below a cut-off, reclaiming removes the leftovers with the rest.
+    let an_hour_ago = SystemTime::now() - Duration::from_secs(3600);
+    for path in common::files_under(dir.path()) {
+        if path
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with(".tmp-")
+        {
+            std::fs::File::options()
+                .write(true)
+                .open(&path)
+                .unwrap()
+                .set_modified(an_hour_ago)
+                .unwrap();
+        }
+    }
+    let rt = runtime();
+    rt.block_on(store.delete_all()).unwrap();
+    let done = rt.block_on(store.reclaim(everything())).unwrap();
+    assert!(done.temporaries > 0 && done.finished, "{done:?}");
+    assert_eq!(count_temporaries(dir.path()), 0);
+}
+
+/// Runs `role` in a process told to die at `step`, and checks that it did.
+fn run_killed_at(role: &str, dir: &Path, step: &str) {
+    let status = Command::new(env::current_exe().unwrap())
+        .env(ROLE, role)
+        .env(DIR, dir)
+        .env(CRASH_AT, step)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
         .unwrap();
-    assert!(swept > 0);
-    assert_eq!(all_messages(&store).len(), before);
+    assert!(!status.success(), "{role} did not die at {step}");
+}
+
+fn delete_all_killed_at_each_step() {
+    let rt = runtime();
+    // Killed before its write is durable, a DELETE changed nothing; after, it deleted everything.
+    for (step, deleted) in [
+        ("cutoff.locked", false),
+        ("cutoff.torn", false),
+        ("cutoff.written", true),
+        ("cutoff.synced", true),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let store = MessageStore::new(dir.path());
+        // A first DELETE, so the cut-off file has a slot to fall back on.
+        rt.block_on(store.delete_all()).unwrap();
+        let mut posted = HashSet::new();
+        for i in 0..50u64 {
+            posted.insert(
+                rt.block_on(store.publish("application/x-test", &make_body(i, 64)))
+                    .unwrap(),
+            );
+        }
+        run_killed_at("delete-all", dir.path(), step);
+        let visible: HashSet<MessageId> = all_messages(&store).iter().map(|m| m.id).collect();
+        let expected = if deleted {
+            HashSet::new()
+        } else {
+            posted.clone()
+        };
+        assert_eq!(visible, expected, "killed at {step}: all or nothing");
+        for id in &posted {
+            assert_eq!(
+                rt.block_on(store.read(*id)).is_ok(),
+                !deleted,
+                "{step}: read {id}"
+            );
+        }
+        // The dead process's lock went with it: the next DELETE and POST work. (A POST while the
+        // killed DELETE would still have been waiting out the clock skew was concurrent with it,
+        // and may be gone: wait until it would have answered.)
+        thread::sleep(2 * shared::store::MAX_CLOCK_SKEW + Duration::from_millis(5));
+        let kept = rt.block_on(store.publish("text/plain", b"kept")).unwrap();
+        let condemned: Vec<MessageId> = all_messages(&store).iter().map(|m| m.id).collect();
+        assert!(condemned.contains(&kept));
+        thread::sleep(Duration::from_millis(5));
+        rt.block_on(store.delete_all()).unwrap();
+        assert!(
+            all_messages(&store).is_empty(),
+            "{step}: the next DELETE deletes all"
+        );
+        let after = rt.block_on(store.publish("text/plain", b"after")).unwrap();
+        assert_eq!(
+            all_messages(&store)
+                .iter()
+                .map(|m| m.id)
+                .collect::<Vec<_>>(),
+            vec![after]
+        );
+    }
+}
+
+fn reclaim_killed_at_each_step() {
+    let rt = runtime();
+    for step in ["reclaim.unlinked", "reclaim.emptied", "reclaim.removed_dir"] {
+        let dir = tempfile::tempdir().unwrap();
+        let store = MessageStore::new(dir.path());
+        // Old messages, so that their directories may be removed once empty.
+        let hour_ago = millis_now() as u64 - 3_600_000;
+        for i in 0..200 {
+            common::seed(&store, MessageId::at_millis(hour_ago - i * 10_000), b"old");
+        }
+        rt.block_on(store.publish("text/plain", b"live, then deleted"))
+            .unwrap();
+        rt.block_on(store.delete_all()).unwrap();
+        let survivor = rt
+            .block_on(store.publish("text/plain", b"survivor"))
+            .unwrap();
+        run_killed_at("reclaim", dir.path(), step);
+        assert_eq!(
+            all_messages(&store)
+                .iter()
+                .map(|m| m.id)
+                .collect::<Vec<_>>(),
+            vec![survivor],
+            "killed at {step}: only the message posted after the DELETE is visible"
+        );
+        let later = rt.block_on(store.publish("text/plain", b"later")).unwrap();
+        let done = rt.block_on(store.reclaim(everything())).unwrap();
+        assert!(done.finished, "{step}: {done:?}");
+        let mut files = names_under(dir.path());
+        files.sort();
+        let mut expected = vec![survivor.to_string(), later.to_string(), "cutoff".to_owned()];
+        expected.sort();
+        assert_eq!(
+            files, expected,
+            "{step}: everything condemned is gone, the rest kept"
+        );
+        assert_eq!(rt.block_on(store.read(later)).unwrap().body, b"later");
+    }
 }
 
 fn count_temporaries(dir: &Path) -> usize {
@@ -490,8 +651,10 @@ fn full_file_system() {
     for message in all_messages(&store) {
         assert!(body_is_whole(&message.body));
     }
-    // Deleting makes room again.
-    assert_eq!(rt.block_on(store.delete_all()).unwrap(), stored.len());
+    // Deleting, then reclaiming, makes room again.
+    rt.block_on(store.delete_all()).unwrap();
+    let done = rt.block_on(store.reclaim(everything())).unwrap();
+    assert_eq!(done.messages, stored.len());
     rt.block_on(store.publish("text/plain", b"room again"))
         .unwrap();
 }

@@ -1,12 +1,20 @@
-//! The message store against a real directory: publication, paging, deletion, sweeping and the
-//! faults a mount can show.
+//! The message store against a real directory: publication, paging in both orders, deletion,
+//! the delete-all cut-off, reclaiming and the faults a mount can show.
 
-use std::{collections::HashSet, fs, time::Duration};
+use std::{
+    collections::HashSet,
+    fs,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
 
-use shared::{format, MessageId, MessageStore, StoreError};
+use shared::{
+    format,
+    store::{ReclaimBudget, MAX_CLOCK_SKEW},
+    MessageId, MessageStore, Order, StoreError,
+};
 
 mod common;
-use common::names_under as names;
+use common::{names_under as names, seed};
 
 fn store() -> (tempfile::TempDir, MessageStore) {
     let dir = tempfile::tempdir().unwrap();
@@ -30,9 +38,20 @@ async fn publish_writes_one_file_named_by_the_id_and_reads_back() {
     // The Content-Type travels inside the file, not in an xattr or a second file.
     let path = store.message_path(id);
     assert_eq!(
-        path.parent().unwrap().parent().unwrap(),
+        path.ancestors().nth(4).unwrap(),
         dir.path(),
-        "one shard level"
+        "three directory levels: top, mid, leaf"
+    );
+    let text = id.to_string();
+    let expected = dir
+        .path()
+        .join(&text[..6])
+        .join(&text[6..8])
+        .join(&text[9..11])
+        .join(&text);
+    assert_eq!(
+        path, expected,
+        "the directories are the id's leading time digits"
     );
     let raw = fs::read(path).unwrap();
     assert_eq!(
@@ -68,7 +87,7 @@ async fn paging_250_messages_by_100_returns_three_pages_in_creation_order() {
     let mut after = None;
     let mut pages = 0;
     loop {
-        let page = store.list(after, 100).await.unwrap();
+        let page = store.list(Order::Asc, after, 100).await.unwrap();
         pages += 1;
         assert!(page.messages.len() <= 100);
         seen.extend(page.messages.iter().map(|m| m.id));
@@ -83,7 +102,7 @@ async fn paging_250_messages_by_100_returns_three_pages_in_creation_order() {
     assert_eq!(pages, 3);
     assert_eq!(seen, posted, "creation order, no gaps, no duplicates");
     let bodies: Vec<Vec<u8>> = store
-        .list(None, 1000)
+        .list(Order::Asc, None, 1000)
         .await
         .unwrap()
         .messages
@@ -101,13 +120,13 @@ async fn an_unknown_after_cursor_still_pages_by_id_order() {
     let second = store.publish("text/plain", b"2").await.unwrap();
     let third = store.publish("text/plain", b"3").await.unwrap();
 
-    let page = store.list(Some(between), 1).await.unwrap();
+    let page = store.list(Order::Asc, Some(between), 1).await.unwrap();
     assert_eq!(
         page.messages.iter().map(|m| m.id).collect::<Vec<_>>(),
         vec![second]
     );
     assert_eq!(page.next, Some(second));
-    let page = store.list(page.next, 10).await.unwrap();
+    let page = store.list(Order::Asc, page.next, 10).await.unwrap();
     assert_eq!(
         page.messages.iter().map(|m| m.id).collect::<Vec<_>>(),
         vec![third]
@@ -116,10 +135,13 @@ async fn an_unknown_after_cursor_still_pages_by_id_order() {
 
     // A deleted cursor behaves the same.
     store.delete(first).await.unwrap();
-    let page = store.list(Some(first), 10).await.unwrap();
+    let page = store.list(Order::Asc, Some(first), 10).await.unwrap();
     assert_eq!(page.messages.len(), 2);
     // A cursor past everything is an empty last page.
-    let page = store.list(Some(MessageId::generate()), 10).await.unwrap();
+    let page = store
+        .list(Order::Asc, Some(MessageId::generate()), 10)
+        .await
+        .unwrap();
     assert!(page.messages.is_empty());
     assert_eq!(page.next, None);
 }
@@ -128,25 +150,26 @@ async fn an_unknown_after_cursor_still_pages_by_id_order() {
 async fn listings_ignore_temporaries_and_foreign_files() {
     let (dir, store) = store();
     let id = store.publish("text/plain", b"real").await.unwrap();
-    let shard = store.message_path(id).parent().unwrap().to_owned();
-    fs::write(shard.join(".tmp-half-written"), b"EFSM\x01").unwrap();
+    let leaf = store.message_path(id).parent().unwrap().to_owned();
+    fs::write(leaf.join(".tmp-half-written"), b"EFSM\x01").unwrap();
     fs::write(dir.path().join("README"), b"not a message").unwrap();
     fs::create_dir(dir.path().join("subdir")).unwrap();
-    // A message file outside its shard was not written by the store: not served.
+    // A message file outside its directory was not written by the store: not served.
     let stray = MessageId::generate();
     fs::write(
         dir.path().join(stray.to_string()),
         format::encode("text/plain", b"x"),
     )
     .unwrap();
-    let page = store.list(None, 100).await.unwrap();
+    let page = store.list(Order::Asc, None, 100).await.unwrap();
     assert_eq!(
         page.messages.iter().map(|m| m.id).collect::<Vec<_>>(),
         vec![id]
     );
-    assert_eq!(store.delete_all().await.unwrap(), 1);
+    store.delete_all().await.unwrap();
+    store.reclaim(everything()).await.unwrap();
     assert!(
-        dir.path().join("README").exists(),
+        dir.path().join("README").exists() && dir.path().join(stray.to_string()).exists(),
         "foreign files are not ours to delete"
     );
 }
@@ -161,24 +184,141 @@ async fn delete_one_and_not_found() {
     assert!(matches!(store.read(id).await, Err(StoreError::NotFound)));
 }
 
+fn everything() -> ReclaimBudget {
+    ReclaimBudget {
+        max_removals: usize::MAX,
+        max_time: Duration::from_secs(60),
+    }
+}
+
+fn now_millis() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+async fn all_ids(store: &MessageStore, order: Order) -> Vec<MessageId> {
+    let mut ids = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store.list(order, after, 37).await.unwrap();
+        ids.extend(page.messages.iter().map(|m| m.id));
+        match page.next {
+            Some(next) => after = Some(next),
+            None => return ids,
+        }
+    }
+}
+
 #[tokio::test]
-async fn delete_all_removes_every_message_and_counts_them() {
+async fn delete_all_hides_everything_at_once_and_reclaiming_removes_the_files() {
     let (dir, store) = store();
     for i in 0..300 {
         store.publish("text/plain", &[i as u8]).await.unwrap();
     }
-    assert_eq!(store.delete_all().await.unwrap(), 300);
-    assert!(names(dir.path()).is_empty());
-    assert_eq!(store.delete_all().await.unwrap(), 0);
-    let shards = fs::read_dir(dir.path()).unwrap().count();
+    let kept_before = store.publish("text/plain", b"last").await.unwrap();
+    let started = std::time::Instant::now();
+    store.delete_all().await.unwrap();
+    let took = started.elapsed();
     assert!(
-        shards > 32,
-        "300 messages spread over the 64 shards, got {shards} directories"
+        took >= MAX_CLOCK_SKEW,
+        "waits out the clock-skew bound before answering: {took:?}"
+    );
+    // Nothing is unlinked yet, and nothing is visible.
+    assert_eq!(
+        names(dir.path()).len(),
+        302,
+        "300 + 1 messages and the cut-off"
+    );
+    assert!(store
+        .list(Order::Asc, None, 1000)
+        .await
+        .unwrap()
+        .messages
+        .is_empty());
+    assert!(store
+        .list(Order::Desc, None, 1000)
+        .await
+        .unwrap()
+        .messages
+        .is_empty());
+    assert!(matches!(
+        store.read(kept_before).await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(matches!(
+        store.delete(kept_before).await,
+        Err(StoreError::NotFound)
+    ));
+    // A message posted after the DELETE answered is kept, through reclaiming too.
+    let after = store.publish("text/plain", b"after").await.unwrap();
+    let done = store.reclaim(everything()).await.unwrap();
+    assert_eq!((done.messages, done.finished), (300, true), "{done:?}");
+    assert_eq!(names(dir.path()), {
+        let mut expected = vec![after.to_string(), "cutoff".to_owned()];
+        expected.sort();
+        expected
+    });
+    assert_eq!(store.read(after).await.unwrap().body, b"after");
+    assert_eq!(all_ids(&store, Order::Asc).await, vec![after]);
+    // Fresh directories stay: a writer may still be putting a message in them.
+    assert_eq!(done.directories, 0);
+}
+
+#[tokio::test]
+async fn reclaiming_removes_old_empty_directories_in_bounded_steps() {
+    let (dir, store) = store();
+    // 2,000 messages an hour's worth apart two days ago, in directories whose whole time range
+    // is long past, so reclaiming may remove them once empty.
+    let two_days_ago = now_millis() - 2 * 86_400_000;
+    for i in 0..2_000 {
+        seed(
+            &store,
+            MessageId::at_millis(two_days_ago - i * 1_800),
+            b"old",
+        );
+    }
+    store.delete_all().await.unwrap();
+    let mut runs = 0;
+    let mut removed = 0;
+    loop {
+        let done = store
+            .reclaim(ReclaimBudget {
+                max_removals: 300,
+                max_time: Duration::from_secs(60),
+            })
+            .await
+            .unwrap();
+        runs += 1;
+        removed += done.messages;
+        assert!(
+            done.messages + done.directories < 300 + 64 * 2,
+            "a run stops near its budget: {done:?}"
+        );
+        if done.finished {
+            break;
+        }
+        assert!(runs < 100, "reclaiming makes progress");
+    }
+    assert!(
+        runs >= 7,
+        "2,000 removals at 300 a run take several runs: {runs}"
+    );
+    assert_eq!(removed, 2_000);
+    let left: Vec<String> = fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        left,
+        vec!["cutoff".to_owned()],
+        "old empty directories are removed too"
     );
 }
 
 #[tokio::test]
-async fn stale_temporaries_are_swept_and_fresh_ones_kept() {
+async fn stale_temporaries_below_the_cutoff_are_reclaimed_and_fresh_ones_kept() {
     let (_dir, store) = store();
     let temporary = |id: MessageId| {
         let path = store.message_path(id).with_file_name(format!(".tmp-{id}"));
@@ -189,15 +329,15 @@ async fn stale_temporaries_are_swept_and_fresh_ones_kept() {
     let fresh = temporary(MessageId::generate());
     fs::write(&stale, b"crashed writer").unwrap();
     fs::write(&fresh, b"writer still running").unwrap();
-    let long_ago = std::time::SystemTime::now() - Duration::from_secs(3600);
+    let long_ago = SystemTime::now() - Duration::from_secs(3600);
     fs::File::options()
         .write(true)
         .open(&stale)
         .unwrap()
         .set_modified(long_ago)
         .unwrap();
-    // delete_all sweeps with the production age (15 minutes).
     store.delete_all().await.unwrap();
+    let done = store.reclaim(everything()).await.unwrap();
     assert!(
         !stale.exists(),
         "an hour-old temporary is a crashed writer's"
@@ -206,11 +346,80 @@ async fn stale_temporaries_are_swept_and_fresh_ones_kept() {
         fresh.exists(),
         "a fresh temporary may belong to a live writer"
     );
+    assert_eq!(done.temporaries, 1);
+}
+
+#[tokio::test]
+async fn both_orders_page_across_directory_edges_with_exclusive_cursors() {
+    let (_dir, store) = store();
+    // Ids on each side of leaf (256 ms), mid (65.5 s) and top (4.66 h) boundaries, several per
+    // millisecond, and a sparse tail days apart.
+    let mut seeded = Vec::new();
+    for edge in [
+        5u64 << 24,
+        6 << 24,
+        (6 << 24) + (3 << 16),
+        (6 << 24) + (3 << 16) + (9 << 8),
+    ] {
+        let edge = edge + (0x18a << 24);
+        for millis in [edge - 1, edge, edge + 1] {
+            for _ in 0..3 {
+                seeded.push(seed(&store, MessageId::at_millis(millis), b"x"));
+            }
+        }
+    }
+    for day in 0..20 {
+        seeded.push(seed(
+            &store,
+            MessageId::at_millis((0x18b << 24) + day * 86_400_000),
+            b"y",
+        ));
+    }
+    seeded.sort();
+    assert_eq!(all_ids(&store, Order::Asc).await, seeded);
+    let mut newest_first = seeded.clone();
+    newest_first.reverse();
+    assert_eq!(all_ids(&store, Order::Desc).await, newest_first);
+    // Every id as a cursor, both ways: exactly the ids beyond it.
+    for (i, id) in seeded.iter().enumerate() {
+        let page = store.list(Order::Asc, Some(*id), 5).await.unwrap();
+        let expected: Vec<MessageId> = seeded[i + 1..].iter().take(5).copied().collect();
+        assert_eq!(
+            page.messages.iter().map(|m| m.id).collect::<Vec<_>>(),
+            expected
+        );
+        assert_eq!(page.next.is_some(), seeded.len() - i - 1 > 5);
+        let page = store.list(Order::Desc, Some(*id), 5).await.unwrap();
+        let expected: Vec<MessageId> = seeded[..i].iter().rev().take(5).copied().collect();
+        assert_eq!(
+            page.messages.iter().map(|m| m.id).collect::<Vec<_>>(),
+            expected
+        );
+    }
+}
+
+#[tokio::test]
+async fn newest_first_starts_with_the_latest_post() {
+    let (_dir, store) = store();
+    for day in 1..=3 {
+        seed(
+            &store,
+            MessageId::at_millis(now_millis() - day * 86_400_000),
+            b"old",
+        );
+    }
+    let mut posted = Vec::new();
+    for i in 0..5 {
+        posted.push(store.publish("text/plain", &[i]).await.unwrap());
+    }
+    let page = store.list(Order::Desc, None, 3).await.unwrap();
+    posted.reverse();
     assert_eq!(
-        store.sweep_stale_temporaries(Duration::ZERO).await.unwrap(),
-        1
+        page.messages.iter().map(|m| m.id).collect::<Vec<_>>(),
+        posted[..3]
     );
-    assert!(!fresh.exists());
+    assert_eq!(page.next, Some(posted[2]));
+    assert_eq!(all_ids(&store, Order::Desc).await.len(), 8);
 }
 
 #[tokio::test]
@@ -233,7 +442,7 @@ async fn a_missing_directory_is_unavailable_for_every_operation() {
         Err(StoreError::Unavailable(_))
     ));
     assert!(matches!(
-        store.list(None, 10).await,
+        store.list(Order::Asc, None, 10).await,
         Err(StoreError::Unavailable(_))
     ));
     assert!(matches!(
@@ -246,6 +455,10 @@ async fn a_missing_directory_is_unavailable_for_every_operation() {
     ));
     assert!(matches!(
         store.delete_all().await,
+        Err(StoreError::Unavailable(_))
+    ));
+    assert!(matches!(
+        store.reclaim(everything()).await,
         Err(StoreError::Unavailable(_))
     ));
 }
@@ -292,7 +505,7 @@ async fn concurrent_tasks_never_collide_or_lose_a_message() {
         }
     }
     let listed: HashSet<MessageId> = store
-        .list(None, 1000)
+        .list(Order::Asc, None, 1000)
         .await
         .unwrap()
         .messages

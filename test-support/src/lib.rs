@@ -113,6 +113,14 @@ impl Event {
         context.request_id = "8476a536-e9f4-11e8-9739-2dfe598c3fcd".to_owned();
         LambdaEvent::new(payload, context)
     }
+
+    /// The invocation as raw JSON, as a function that takes more than one kind of event (the
+    /// delete function's schedule) receives it.
+    pub fn lambda_event(&self) -> LambdaEvent<Value> {
+        let mut context = Context::default();
+        context.request_id = "8476a536-e9f4-11e8-9739-2dfe598c3fcd".to_owned();
+        LambdaEvent::new(self.0.clone(), context)
+    }
 }
 
 /// A store in a fresh temporary directory, removed when dropped.
@@ -150,7 +158,7 @@ impl TestEnv {
         Box::leak(Box::new(AppState::new(self.state.config.clone())))
     }
 
-    /// The names of the files in the messages directory and its shard directories, sorted.
+    /// The names of the files in the messages directory and its subdirectories, sorted.
     pub fn files(&self) -> Vec<String> {
         let mut names = Vec::new();
         let mut pending = vec![self.dir.path().to_owned()];

@@ -3,9 +3,10 @@
 use lambda_http::Error;
 use shared::{lambda, AppState};
 
-#[tokio::main]
-async fn main() -> Result<(), Error> {
-    lambda::init_logging();
-    let state = AppState::from_env()?;
-    lambda::serve(state, delete_messages::handle).await
+fn main() -> Result<(), Error> {
+    lambda::runtime()?.block_on(async {
+        lambda::init_logging();
+        let state = AppState::from_env()?;
+        lambda::serve_with_schedule(state, delete_messages::handle, delete_messages::reclaim).await
+    })
 }

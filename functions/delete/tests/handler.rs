@@ -1,8 +1,8 @@
 //! The DELETE function fed real API Gateway HTTP API events.
 
-use delete_messages::handle;
-use shared::MessageId;
-use test_support::{assert_error, json_of, Event, TestEnv};
+use delete_messages::{handle, reclaim};
+use shared::{lambda, MessageId, Order};
+use test_support::{assert_error, Event, TestEnv};
 
 #[tokio::test]
 async fn deletes_one_message_with_204_then_404() {
@@ -38,7 +38,7 @@ async fn the_fixture_id_is_unknown_404() {
 }
 
 #[tokio::test]
-async fn deletes_everything_and_reports_the_count() {
+async fn deletes_everything_with_204_then_the_schedule_reclaims_the_files() {
     let env = TestEnv::new();
     for i in 0..120 {
         env.state
@@ -47,25 +47,56 @@ async fn deletes_everything_and_reports_the_count() {
             .await
             .unwrap();
     }
-    let (status, body) =
-        json_of(&handle(&env.state, Event::fixture("delete-messages").request()).await);
-    assert_eq!((status, body), (200, serde_json::json!({ "deleted": 120 })));
-    assert!(env.files().is_empty());
-    let (status, body) =
-        json_of(&handle(&env.state, Event::fixture("delete-messages").request()).await);
-    assert_eq!((status, body), (200, serde_json::json!({ "deleted": 0 })));
+    let response = handle(&env.state, Event::fixture("delete-messages").request()).await;
+    assert_eq!(response.status(), 204);
+    assert!(response.body().is_empty());
+    let page = env.state.store.list(Order::Asc, None, 1000).await.unwrap();
+    assert!(
+        page.messages.is_empty(),
+        "nothing is visible once it answered"
+    );
+    assert_eq!(env.files().len(), 121, "the files wait for reclaiming");
+    // The schedule's tick, a real EventBridge scheduled event, through the whole adapter.
+    let scheduled = Event::fixture("scheduled");
+    let result = lambda::dispatch(
+        env.leaked_state(),
+        &handle,
+        &reclaim,
+        scheduled.lambda_event(),
+    )
+    .await;
+    assert_eq!(result["reclaimed"]["messages"], 120, "{result}");
+    assert_eq!(result["reclaimed"]["finished"], true, "{result}");
+    assert_eq!(env.files(), vec!["cutoff".to_owned()]);
+    // Deleting nothing is still 204.
+    let response = handle(&env.state, Event::fixture("delete-messages").request()).await;
+    assert_eq!(response.status(), 204);
+}
+
+#[tokio::test]
+async fn an_api_event_through_the_scheduled_adapter_is_an_http_request() {
+    let env = TestEnv::new();
+    let id = env.state.store.publish("text/plain", b"x").await.unwrap();
+    let event = Event::fixture("delete-message").with_path_id(&id.to_string());
+    let result =
+        lambda::dispatch(env.leaked_state(), &handle, &reclaim, event.lambda_event()).await;
+    assert_eq!(result["statusCode"], 204, "{result}");
+    assert!(!lambda::is_scheduled(&Event::fixture("delete-messages").0));
+    assert!(lambda::is_scheduled(&Event::fixture("scheduled").0));
+    assert!(env.files().iter().all(|f| f != &id.to_string()));
 }
 
 #[tokio::test]
 async fn delete_on_the_root_path_deletes_everything() {
     let env = TestEnv::new();
-    env.state.store.publish("text/plain", b"x").await.unwrap();
+    let id = env.state.store.publish("text/plain", b"x").await.unwrap();
     let mut event = Event::fixture("delete-messages");
     event.0["rawPath"] = "/".into();
     event.0["routeKey"] = "DELETE /".into();
     event.0["requestContext"]["http"]["path"] = "/".into();
-    let (status, body) = json_of(&handle(&env.state, event.request()).await);
-    assert_eq!((status, body["deleted"].as_u64()), (200, Some(1)));
+    let response = handle(&env.state, event.request()).await;
+    assert_eq!(response.status(), 204);
+    assert!(env.state.store.read(id).await.is_err());
 }
 
 #[tokio::test]

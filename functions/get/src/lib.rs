@@ -8,7 +8,7 @@ use shared::{
     AppState,
 };
 
-/// Answers `GET /`, `GET /messages` (`?limit=&after=`) and `GET /messages/{id}`.
+/// Answers `GET /`, `GET /messages` (`?limit=&order=&after=`) and `GET /messages/{id}`.
 pub async fn handle(state: &AppState, request: Request) -> Response<Body> {
     let result = serve(state, &request).await;
     http::respond(&request, result)
@@ -19,7 +19,10 @@ async fn serve(state: &AppState, request: &Request) -> ApiResult {
     match Target::of(request)? {
         Target::Collection => {
             let query = ListQuery::of(request)?;
-            let page = state.store.list(query.after, query.limit).await?;
+            let page = state
+                .store
+                .list(query.order, query.after, query.limit)
+                .await?;
             Ok(http::page(&page))
         }
         Target::Message(id) => Ok(http::raw_message(state.store.read(id).await?)),

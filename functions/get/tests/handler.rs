@@ -122,6 +122,41 @@ async fn pages_250_messages_in_three_pages_without_gaps_or_duplicates() {
 }
 
 #[tokio::test]
+async fn order_desc_pages_newest_first_with_next_in_the_same_order() {
+    let env = TestEnv::new();
+    let mut posted = Vec::new();
+    for i in 0..25 {
+        let body = format!("message {i}");
+        posted.push(seed(&env, &[("text/plain", body.as_bytes())]).await[0].to_string());
+    }
+    posted.reverse();
+    let mut seen = Vec::new();
+    let mut query = "limit=10&order=desc".to_owned();
+    loop {
+        let (status, body) = json_of(&handle(&env.state, list(&query).request()).await);
+        assert_eq!(status, 200);
+        let page: Vec<String> = body["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["id"].as_str().unwrap().to_owned())
+            .collect();
+        seen.extend(page.iter().cloned());
+        match body["next"].as_str() {
+            Some(next) => {
+                assert_eq!(Some(next), page.last().map(String::as_str));
+                query = format!("limit=10&order=desc&after={next}");
+            }
+            None => break,
+        }
+    }
+    assert_eq!(seen, posted, "newest first, no gaps, no duplicates");
+    // The default stays oldest first.
+    let (_, body) = json_of(&handle(&env.state, list("limit=1").request()).await);
+    assert_eq!(body["messages"][0]["id"], posted[24].as_str());
+}
+
+#[tokio::test]
 async fn an_unknown_after_id_still_pages_correctly() {
     let env = TestEnv::new();
     let first = seed(&env, &[("text/plain", b"a")]).await;
@@ -156,13 +191,23 @@ async fn bad_queries_are_400_invalid_query() {
         "after=not-an-id",
         "after=",
         "after=../../etc",
+        "order=DESC",
+        "order=newest",
+        "order=",
+        "order=asc&order=desc",
         &format!("after={id}&after={id}"),
         &format!("after={}", id.to_string().to_uppercase()),
     ] {
         let response = handle(&env.state, list(query).request()).await;
         assert_error(&response, 400, "invalid_query");
     }
-    for query in ["limit=1", "limit=1000", "unknown=1"] {
+    for query in [
+        "limit=1",
+        "limit=1000",
+        "unknown=1",
+        "order=asc",
+        "order=desc",
+    ] {
         assert_eq!(
             json_of(&handle(&env.state, list(query).request()).await).0,
             200,

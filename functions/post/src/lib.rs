@@ -3,7 +3,6 @@
 use lambda_http::{http::Method, Body, Request, Response};
 use shared::{
     http::{self, ApiResult, MessageSummary, Target},
-    store::STALE_TEMPORARY_AGE,
     ApiError, AppState,
 };
 
@@ -33,17 +32,4 @@ async fn serve(state: &AppState, request: &Request) -> ApiResult {
         body.len(),
         content_type,
     )))
-}
-
-/// Once per instance, in the background: removes temporaries that writers killed mid-write left
-/// behind (they are invisible to readers either way; this only reclaims their space).
-pub fn spawn_housekeeping(state: &AppState) {
-    let store = state.store.clone();
-    tokio::spawn(async move {
-        match store.sweep_stale_temporaries(STALE_TEMPORARY_AGE).await {
-            Ok(0) => {}
-            Ok(n) => lambda_http::tracing::info!(removed = n, "swept stale temporary files"),
-            Err(e) => lambda_http::tracing::warn!(error = %e, "sweeping stale temporaries failed"),
-        }
-    });
 }

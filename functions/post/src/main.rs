@@ -3,10 +3,10 @@
 use lambda_http::Error;
 use shared::{lambda, AppState};
 
-#[tokio::main]
-async fn main() -> Result<(), Error> {
-    lambda::init_logging();
-    let state = AppState::from_env()?;
-    post_message::spawn_housekeeping(&state);
-    lambda::serve(state, post_message::handle).await
+fn main() -> Result<(), Error> {
+    lambda::runtime()?.block_on(async {
+        lambda::init_logging();
+        let state = AppState::from_env()?;
+        lambda::serve(state, post_message::handle).await
+    })
 }

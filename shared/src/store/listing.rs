@@ -1,0 +1,373 @@
+//! Listing in id order from a cursor, reading only the directories that hold or bound the page.
+//!
+//! The walk keeps a *frontier*: an ordered list of directories not yet listed and ids already
+//! found, in the page's order. Taking ids from it lists the leading directories, a round at a
+//! time and several at once (each listing is a network round trip on EFS), replacing each by its
+//! children in order, until enough ids lead the frontier. Directories wholly before the cursor or
+//! below the delete-all cut-off are never listed. The first round *probes* the top-level
+//! directory that holds the starting point (computed, not listed) and lists the messages
+//! directory itself only when the page runs past it, so a page costs what it returns, not what is
+//! stored. Every directory is opened relative to its parent's handle, and messages relative to
+//! their leaf's, so each step is one lookup, not a walk of the whole path.
+
+use std::{
+    collections::VecDeque,
+    ffi::CStr,
+    io,
+    os::fd::OwnedFd,
+    path::Path,
+    sync::Arc,
+    time::{SystemTime, UNIX_EPOCH},
+};
+
+use rustix::fs::{Dir, Mode, OFlags, CWD};
+
+use super::{
+    io::concurrently,
+    layout::{Bucket, Level},
+    StoreError,
+};
+use crate::MessageId;
+
+/// Which way a listing runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Order {
+    /// Oldest first (the default).
+    #[default]
+    Asc,
+    /// Newest first, as a message wall shows them.
+    Desc,
+}
+
+/// At most this many directories are listed in one round.
+const MAX_ROUND: usize = 32;
+
+/// The ids a listing may return: beyond the cursor in its order, and not deleted.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Range {
+    pub order: Order,
+    pub after: Option<MessageId>,
+    /// Messages created before this Unix millisecond are deleted.
+    pub cutoff: u64,
+}
+
+impl Range {
+    fn admits(&self, id: MessageId) -> bool {
+        id.unix_millis() >= self.cutoff
+            && match (self.order, self.after) {
+                (_, None) => true,
+                (Order::Asc, Some(after)) => id > after,
+                (Order::Desc, Some(after)) => id < after,
+            }
+    }
+
+    /// Whether any id this directory can hold is admitted.
+    fn admits_bucket(&self, bucket: Bucket) -> bool {
+        bucket.last_millis() >= self.cutoff
+            && match (self.order, self.after) {
+                (_, None) => true,
+                (Order::Asc, Some(after)) => bucket.last_millis() >= after.unix_millis(),
+                (Order::Desc, Some(after)) => bucket.first_millis() <= after.unix_millis(),
+            }
+    }
+
+    /// The top-level directory worth probing before listing them all: the one holding the
+    /// cursor, else (newest first) the current one. Oldest first with no cursor starts at the
+    /// cut-off's, or has nothing to probe.
+    fn probe(&self) -> Option<Bucket> {
+        let millis = match (self.order, self.after) {
+            (_, Some(after)) => after.unix_millis(),
+            (Order::Asc, None) if self.cutoff > 0 => self.cutoff,
+            (Order::Asc, None) => return None,
+            (Order::Desc, None) => now_millis(),
+        };
+        Some(Bucket::at(Level::Top, millis))
+    }
+
+    fn sort<T, K: Ord>(&self, items: &mut [T], key: impl Fn(&T) -> K) {
+        match self.order {
+            Order::Asc => items.sort_unstable_by_key(|item| key(item)),
+            Order::Desc => items.sort_unstable_by_key(|item| std::cmp::Reverse(key(item))),
+        }
+    }
+}
+
+fn now_millis() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// A message found by the walk, with a handle on its leaf directory to open it by.
+#[derive(Debug, Clone)]
+pub(crate) struct Found {
+    pub id: MessageId,
+    pub leaf: Arc<Dir>,
+}
+
+#[derive(Debug)]
+enum Item {
+    /// A directory to list, opened relative to its parent's handle.
+    Dir {
+        bucket: Bucket,
+        parent: Arc<Dir>,
+    },
+    /// The messages directory's other top-level directories, beyond `probed` in the page's
+    /// order (all of them when nothing was probed).
+    Tops {
+        probed: Option<Bucket>,
+    },
+    Found(Found),
+}
+
+impl Item {
+    /// The level of what listing this item gives, for the estimates.
+    fn listed_level(&self) -> Option<Level> {
+        match self {
+            Self::Dir { bucket, .. } => Some(bucket.level),
+            Self::Tops { .. } | Self::Found(_) => None,
+        }
+    }
+}
+
+/// An ordered walk over the messages under one directory.
+pub(crate) struct Walk {
+    root: Arc<Dir>,
+    range: Range,
+    frontier: VecDeque<Item>,
+    /// Directories listed and children seen, per level: estimates how many to list at once.
+    seen: [(u64, u64); 3],
+}
+
+impl Walk {
+    /// Starts a walk over `dir`. Blocking: opens the messages directory (a missing mount fails
+    /// here).
+    pub(crate) fn start(dir: &Path, range: Range) -> io::Result<Self> {
+        let root = Arc::new(Dir::new(open_dir(CWD, dir, true)?)?);
+        let mut frontier = VecDeque::new();
+        let probed = range.probe();
+        if let Some(bucket) = probed {
+            if range.admits_bucket(bucket) {
+                frontier.push_back(Item::Dir {
+                    bucket,
+                    parent: Arc::clone(&root),
+                });
+            }
+        }
+        frontier.push_back(Item::Tops { probed });
+        Ok(Self {
+            root,
+            range,
+            frontier,
+            seen: [(0, 0); 3],
+        })
+    }
+
+    /// Takes up to `n` ids off the front, in order, listing directories as needed.
+    pub(crate) async fn take(&mut self, n: usize) -> Result<Vec<Found>, StoreError> {
+        self.fill(n).await?;
+        let mut found = Vec::with_capacity(n);
+        while found.len() < n && matches!(self.frontier.front(), Some(Item::Found(_))) {
+            if let Some(Item::Found(item)) = self.frontier.pop_front() {
+                found.push(item);
+            }
+        }
+        Ok(found)
+    }
+
+    /// Whether any id remains.
+    pub(crate) async fn has_more(&mut self) -> Result<bool, StoreError> {
+        self.fill(1).await?;
+        Ok(matches!(self.frontier.front(), Some(Item::Found(_))))
+    }
+
+    /// Lists directories until `n` ids lead the frontier or nothing is left to list.
+    async fn fill(&mut self, n: usize) -> Result<(), StoreError> {
+        loop {
+            let leading = self
+                .frontier
+                .iter()
+                .take_while(|item| matches!(item, Item::Found(_)))
+                .count();
+            if leading >= n || leading == self.frontier.len() {
+                return Ok(());
+            }
+            // List at once the leading directories that the estimate says the page needs.
+            let mut expected = leading as f64;
+            let mut chosen = Vec::new();
+            for (position, item) in self.frontier.iter().enumerate().skip(leading) {
+                if expected >= n as f64 || chosen.len() == MAX_ROUND {
+                    break;
+                }
+                expected += self.estimate(item);
+                if !matches!(item, Item::Found(_)) {
+                    chosen.push(position);
+                }
+            }
+            let mut slots: Vec<Option<Item>> = self.frontier.drain(..).map(Some).collect();
+            let jobs: Vec<(Item, Arc<Dir>, Range)> = chosen
+                .iter()
+                .filter_map(|&position| slots[position].take())
+                .map(|item| (item, Arc::clone(&self.root), self.range))
+                .collect();
+            let levels: Vec<Option<Level>> = jobs.iter().map(|job| job.0.listed_level()).collect();
+            let expansions =
+                concurrently(jobs, |(item, root, range)| expand(item, &root, &range)).await?;
+            for (level, expansion) in levels.iter().zip(&expansions) {
+                if let Some(level) = level {
+                    let (dirs, children) = &mut self.seen[*level as usize];
+                    *dirs += 1;
+                    *children += expansion.len() as u64;
+                }
+            }
+            let mut expansions = chosen.into_iter().zip(expansions).peekable();
+            for (position, slot) in slots.into_iter().enumerate() {
+                match slot {
+                    Some(item) => self.frontier.push_back(item),
+                    None => {
+                        if let Some((_, expansion)) =
+                            expansions.next_if(|(chosen, _)| *chosen == position)
+                        {
+                            self.frontier.extend(expansion);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Expected ids under an item, from what earlier listings saw.
+    fn estimate(&self, item: &Item) -> f64 {
+        let per = |level: Level| {
+            let (dirs, children) = self.seen[level as usize];
+            if dirs == 0 {
+                8.0
+            } else {
+                (children as f64 / dirs as f64).max(1.0)
+            }
+        };
+        match item {
+            Item::Found(_) => 1.0,
+            Item::Dir { bucket, .. } => match bucket.level {
+                Level::Leaf => per(Level::Leaf),
+                Level::Mid => per(Level::Mid) * per(Level::Leaf),
+                Level::Top => per(Level::Top) * per(Level::Mid) * per(Level::Leaf),
+            },
+            // Listing every top-level directory is only worth it when nothing else is left.
+            Item::Tops { .. } => f64::INFINITY,
+        }
+    }
+}
+
+/// Lists one item: its children (directories or ids), filtered to the range, in order.
+fn expand(item: Item, root: &Arc<Dir>, range: &Range) -> io::Result<Vec<Item>> {
+    match item {
+        Item::Found(found) => Ok(vec![Item::Found(found)]),
+        Item::Tops { probed } => {
+            let mut reader = Dir::new(open_dir(root.fd()?, ".", false)?)?;
+            let mut tops: Vec<Bucket> = names(&mut reader)?
+                .iter()
+                .filter_map(|name| Bucket::top_named(name))
+                .filter(|top| range.admits_bucket(*top))
+                .filter(|top| match (probed, range.order) {
+                    (None, _) => true,
+                    (Some(p), Order::Asc) => top.key > p.key,
+                    (Some(p), Order::Desc) => top.key < p.key,
+                })
+                .collect();
+            range.sort(&mut tops, |top| top.key);
+            Ok(tops
+                .into_iter()
+                .map(|bucket| Item::Dir {
+                    bucket,
+                    parent: Arc::clone(root),
+                })
+                .collect())
+        }
+        Item::Dir { bucket, parent } => {
+            let mut reader = match open_dir(parent.fd()?, bucket.name(), false)
+                .and_then(|fd| Ok(Dir::new(fd)?))
+            {
+                Ok(reader) => reader,
+                // Not there (a probe that missed, or reclaimed meanwhile): nothing in it.
+                Err(e) if is_absent(&e) => return Ok(Vec::new()),
+                Err(e) => return Err(e),
+            };
+            let names = match names(&mut reader) {
+                Ok(names) => names,
+                Err(e) if is_absent(&e) => return Ok(Vec::new()),
+                Err(e) => return Err(e),
+            };
+            let handle = Arc::new(reader);
+            if bucket.level == Level::Leaf {
+                let mut ids: Vec<MessageId> = names
+                    .iter()
+                    .filter_map(|name| MessageId::parse(name).ok())
+                    // A message filed in the wrong directory was not written by us.
+                    .filter(|id| bucket.holds(*id) && range.admits(*id))
+                    .collect();
+                range.sort(&mut ids, |id| *id);
+                Ok(ids
+                    .into_iter()
+                    .map(|id| {
+                        Item::Found(Found {
+                            id,
+                            leaf: Arc::clone(&handle),
+                        })
+                    })
+                    .collect())
+            } else {
+                let mut children: Vec<Bucket> = names
+                    .iter()
+                    .filter_map(|name| bucket.child_named(name))
+                    .filter(|child| range.admits_bucket(*child))
+                    .collect();
+                range.sort(&mut children, |child| child.key);
+                Ok(children
+                    .into_iter()
+                    .map(|child| Item::Dir {
+                        bucket: child,
+                        parent: Arc::clone(&handle),
+                    })
+                    .collect())
+            }
+        }
+    }
+}
+
+/// Opens a directory for listing (or, with `path_only`, only as a handle to open names under).
+pub(crate) fn open_dir<Fd: rustix::fd::AsFd, P: rustix::path::Arg>(
+    parent: Fd,
+    path: P,
+    path_only: bool,
+) -> io::Result<OwnedFd> {
+    let flags = if path_only {
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC
+    } else {
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC
+    };
+    Ok(rustix::fs::openat(parent, path, flags, Mode::empty())?)
+}
+
+/// Every name in a directory opened for listing (`.` and `..` left out).
+pub(crate) fn names(reader: &mut Dir) -> io::Result<Vec<String>> {
+    let mut names = Vec::new();
+    while let Some(entry) = reader.read() {
+        let entry = entry?;
+        let name: &CStr = entry.file_name();
+        if let Ok(text) = name.to_str() {
+            if text != "." && text != ".." {
+                names.push(text.to_owned());
+            }
+        }
+    }
+    Ok(names)
+}
+
+/// A directory that is not there, or not a directory: nothing of ours in it.
+pub(crate) fn is_absent(error: &io::Error) -> bool {
+    matches!(
+        error.kind(),
+        io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+    ) || error.raw_os_error() == Some(rustix::io::Errno::STALE.raw_os_error())
+}
