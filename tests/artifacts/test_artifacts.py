@@ -50,12 +50,13 @@ def test_zip_holds_an_aarch64_executable_named_bootstrap(zips, function, capsys)
 
 
 def write_message(directory: Path, ident: str, content_type: str, body: bytes) -> None:
-    """Writes a message file the way the store does (shared/src/format.rs), in its shard
-    (shared/src/store.rs: the id's last byte mod 64, as two hex digits)."""
-    shard = directory / f"{int(ident[-2:], 16) % 64:02x}"
-    shard.mkdir(exist_ok=True)
+    """Writes a message file the way the store does (shared/src/format.rs), in the directory of
+    its time (shared/src/store/layout.rs: the id's leading time digits, split 6/2/2)."""
+    time_hex = ident[:8] + ident[9:13]
+    leaf = directory / time_hex[:6] / time_hex[6:8] / time_hex[8:10]
+    leaf.mkdir(parents=True, exist_ok=True)
     ct = content_type.encode()
-    (shard / ident).write_bytes(b"EFSM\x01" + struct.pack(">H", len(ct)) + ct + body)
+    (leaf / ident).write_bytes(b"EFSM\x01" + struct.pack(">H", len(ct)) + ct + body)
 
 
 def test_arm64_get_function_answers_under_qemu(zips, tmp_path):
