@@ -514,3 +514,111 @@ async fn concurrent_tasks_never_collide_or_lose_a_message() {
         .collect();
     assert_eq!(listed, all);
 }
+
+/// A directory that fails if anything opens it: a symbolic link to itself (`ELOOP`), which
+/// stops even root, unlike permissions.
+fn trap(path: &std::path::Path) {
+    std::os::unix::fs::symlink(path.file_name().unwrap(), path).unwrap();
+}
+
+#[tokio::test]
+async fn a_page_opens_only_the_directories_around_its_cursor() {
+    let (dir, store) = store();
+    // Yesterday: 300 messages 50 ms apart. Now: 150 posted.
+    let day_ago = now_millis() - 86_400_000;
+    let yesterday: Vec<MessageId> = (0..300)
+        .map(|i| seed(&store, MessageId::at_millis(day_ago + i * 50), b"yesterday"))
+        .collect();
+    let mut today = Vec::new();
+    for _ in 0..150 {
+        today.push(store.publish("text/plain", b"today").await.unwrap());
+    }
+    // Between yesterday and the far past, a week ago: listing ahead a little (several
+    // directories at once) may open it, but no page here needs anything beyond it.
+    for i in 0..300 {
+        seed(
+            &store,
+            MessageId::at_millis(day_ago - 6 * 86_400_000 + i * 50),
+            b"week",
+        );
+    }
+    // Traps at the far ends of time: any listing that walked the whole store would open one.
+    trap(&dir.path().join("000001"));
+    trap(&dir.path().join("ffffff"));
+    let ids = |page: shared::Page| page.messages.iter().map(|m| m.id).collect::<Vec<_>>();
+    let mut newest: Vec<MessageId> = today.iter().rev().copied().collect();
+    newest.truncate(100);
+    assert_eq!(
+        ids(store.list(Order::Desc, None, 100).await.unwrap()),
+        newest
+    );
+    assert_eq!(
+        ids(store
+            .list(Order::Asc, Some(yesterday[49]), 100)
+            .await
+            .unwrap()),
+        yesterday[50..150]
+    );
+    let back: Vec<MessageId> = yesterday[150..250].iter().rev().copied().collect();
+    assert_eq!(
+        ids(store
+            .list(Order::Desc, Some(yesterday[250]), 100)
+            .await
+            .unwrap()),
+        back
+    );
+    // Across the gap between yesterday and today, still without walking to the traps.
+    let page = store.list(Order::Desc, Some(today[20]), 100).await.unwrap();
+    let mut expected: Vec<MessageId> = today[..20].iter().rev().copied().collect();
+    expected.extend(yesterday.iter().rev().take(80));
+    assert_eq!(ids(page), expected);
+    // After a delete of everything, oldest first starts at the cut-off: it never opens the
+    // directories of the past (the trap at the beginning of time stays shut). The future is
+    // where oldest first goes next, so that trap goes.
+    fs::remove_file(dir.path().join("ffffff")).unwrap();
+    store.delete_all().await.unwrap();
+    let fresh = store.publish("text/plain", b"fresh").await.unwrap();
+    assert_eq!(
+        ids(store.list(Order::Asc, None, 100).await.unwrap()),
+        vec![fresh]
+    );
+    // The control: with nothing to start from, oldest first must list from the beginning of
+    // time, and there it meets a trap. (Proves the traps would catch a walk of the store.)
+    let dir = tempfile::tempdir().unwrap();
+    let store = MessageStore::new(dir.path());
+    seed(&store, MessageId::at_millis(day_ago), b"x");
+    trap(&dir.path().join("000001"));
+    assert!(matches!(
+        store.list(Order::Asc, None, 10).await,
+        Err(StoreError::Unavailable(_))
+    ));
+}
+
+#[tokio::test]
+async fn listings_after_a_delete_all_skip_the_condemned_in_both_orders() {
+    let (_dir, store) = store();
+    let day_ago = now_millis() - 86_400_000;
+    let old: Vec<MessageId> = (0..50)
+        .map(|i| seed(&store, MessageId::at_millis(day_ago + i * 1000), b"old"))
+        .collect();
+    let condemned_now = store.publish("text/plain", b"now").await.unwrap();
+    store.delete_all().await.unwrap();
+    let mut kept = Vec::new();
+    for _ in 0..5 {
+        kept.push(store.publish("text/plain", b"kept").await.unwrap());
+    }
+    assert_eq!(all_ids(&store, Order::Asc).await, kept);
+    let newest: Vec<MessageId> = kept.iter().rev().copied().collect();
+    assert_eq!(all_ids(&store, Order::Desc).await, newest);
+    for cursor in [old[10], condemned_now] {
+        let page = store.list(Order::Desc, Some(cursor), 100).await.unwrap();
+        assert!(page.messages.is_empty() && page.next.is_none(), "{page:?}");
+        let page = store.list(Order::Asc, Some(cursor), 100).await.unwrap();
+        assert_eq!(page.messages.iter().map(|m| m.id).collect::<Vec<_>>(), kept);
+    }
+    let page = store.list(Order::Desc, Some(kept[3]), 100).await.unwrap();
+    assert_eq!(
+        page.messages.iter().map(|m| m.id).collect::<Vec<_>>(),
+        newest[2..]
+    );
+}

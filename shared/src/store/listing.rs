@@ -23,7 +23,8 @@ use std::{
 use rustix::fs::{Dir, Mode, OFlags, CWD};
 
 use super::{
-    io::concurrently,
+    cutoff,
+    io::{blocking, concurrently},
     layout::{Bucket, Level},
     StoreError,
 };
@@ -59,6 +60,15 @@ impl Range {
                 (Order::Asc, Some(after)) => id > after,
                 (Order::Desc, Some(after)) => id < after,
             }
+    }
+
+    /// Whether an item of a walk can still lead to an admitted id.
+    fn keeps(&self, item: &Item) -> bool {
+        match item {
+            Item::Found(found) => self.admits(found.id),
+            Item::Dir { bucket, .. } => self.admits_bucket(*bucket),
+            Item::Tops { .. } => true,
+        }
     }
 
     /// Whether any id this directory can hold is admitted.
@@ -121,6 +131,14 @@ enum Item {
 }
 
 impl Item {
+    /// What kind of listing expanding this item is: a level's directory, or the top level.
+    fn kind(&self) -> Option<Level> {
+        match self {
+            Self::Dir { bucket, .. } => Some(bucket.level),
+            Self::Tops { .. } | Self::Found(_) => None,
+        }
+    }
+
     /// The level of what listing this item gives, for the estimates.
     fn listed_level(&self) -> Option<Level> {
         match self {
@@ -133,17 +151,38 @@ impl Item {
 /// An ordered walk over the messages under one directory.
 pub(crate) struct Walk {
     root: Arc<Dir>,
+    /// The messages directory's path, to read the cut-off by.
+    dir: Arc<Path>,
     range: Range,
+    /// Whether `range.cutoff` is still to be read: it is then read alongside the first round of
+    /// listings (both are round trips) and applied to what that round found.
+    cutoff_pending: bool,
     frontier: VecDeque<Item>,
     /// Directories listed and children seen, per level: estimates how many to list at once.
     seen: [(u64, u64); 3],
 }
 
 impl Walk {
-    /// Starts a walk over `dir`. Blocking: opens the messages directory (a missing mount fails
-    /// here).
-    pub(crate) fn start(dir: &Path, range: Range) -> io::Result<Self> {
-        let root = Arc::new(Dir::new(open_dir(CWD, dir, true)?)?);
+    /// Starts a walk over `dir` in `order` after `after`. Blocking: opens the messages
+    /// directory (a missing mount fails here). Oldest first with no cursor starts at the
+    /// cut-off, so that one is read first; otherwise the cut-off is read during the first round.
+    pub(crate) fn start(
+        dir: Arc<Path>,
+        order: Order,
+        after: Option<MessageId>,
+    ) -> io::Result<Self> {
+        let root = Arc::new(Dir::new(open_dir(CWD, &*dir, true)?)?);
+        let cutoff_pending = !(order == Order::Asc && after.is_none());
+        let cutoff = if cutoff_pending {
+            0
+        } else {
+            cutoff::read(&dir)?
+        };
+        let range = Range {
+            order,
+            after,
+            cutoff,
+        };
         let mut frontier = VecDeque::new();
         let probed = range.probe();
         if let Some(bucket) = probed {
@@ -157,15 +196,19 @@ impl Walk {
         frontier.push_back(Item::Tops { probed });
         Ok(Self {
             root,
+            dir,
             range,
+            cutoff_pending,
             frontier,
             seen: [(0, 0); 3],
         })
     }
 
-    /// Takes up to `n` ids off the front, in order, listing directories as needed.
+    /// Takes up to `n` ids off the front, in order, listing directories as needed. It lists
+    /// far enough to know of one more id, so that whether another page follows is known without
+    /// another round.
     pub(crate) async fn take(&mut self, n: usize) -> Result<Vec<Found>, StoreError> {
-        self.fill(n).await?;
+        self.fill(n + 1).await?;
         let mut found = Vec::with_capacity(n);
         while found.len() < n && matches!(self.frontier.front(), Some(Item::Found(_))) {
             if let Some(Item::Found(item)) = self.frontier.pop_front() {
@@ -192,16 +235,23 @@ impl Walk {
             if leading >= n || leading == self.frontier.len() {
                 return Ok(());
             }
-            // List at once the leading directories that the estimate says the page needs.
+            // List at once the leading directories that the estimate says the page needs, all
+            // of one level: a directory further on at another level is listed only once the
+            // nearer ones proved too few (a deeper one may well fill the page by itself).
             let mut expected = leading as f64;
             let mut chosen = Vec::new();
+            let level = self.frontier.get(leading).map(Item::kind);
             for (position, item) in self.frontier.iter().enumerate().skip(leading) {
                 if expected >= n as f64 || chosen.len() == MAX_ROUND {
                     break;
                 }
-                expected += self.estimate(item);
-                if !matches!(item, Item::Found(_)) {
-                    chosen.push(position);
+                match item {
+                    Item::Found(_) => expected += 1.0,
+                    _ if Some(item.kind()) == level => {
+                        expected += self.estimate(item);
+                        chosen.push(position);
+                    }
+                    _ => break,
                 }
             }
             let mut slots: Vec<Option<Item>> = self.frontier.drain(..).map(Some).collect();
@@ -211,15 +261,29 @@ impl Walk {
                 .map(|item| (item, Arc::clone(&self.root), self.range))
                 .collect();
             let levels: Vec<Option<Level>> = jobs.iter().map(|job| job.0.listed_level()).collect();
-            let expansions =
-                concurrently(jobs, |(item, root, range)| expand(item, &root, &range)).await?;
-            for (level, expansion) in levels.iter().zip(&expansions) {
-                if let Some(level) = level {
-                    let (dirs, children) = &mut self.seen[*level as usize];
-                    *dirs += 1;
-                    *children += expansion.len() as u64;
-                }
-            }
+            let listing = concurrently(jobs, |(item, root, range)| expand(item, &root, &range));
+            let (expansions, cutoff_read) = if self.cutoff_pending {
+                let dir = Arc::clone(&self.dir);
+                let (expansions, cutoff) =
+                    tokio::try_join!(listing, blocking(move || cutoff::read(&dir)))?;
+                self.cutoff_pending = false;
+                self.range.cutoff = cutoff;
+                (expansions, true)
+            } else {
+                (listing.await?, false)
+            };
+            let expansions: Vec<Vec<Item>> = levels
+                .iter()
+                .zip(expansions)
+                .map(|(level, (expansion, count))| {
+                    if let Some(level) = level {
+                        let (dirs, children) = &mut self.seen[*level as usize];
+                        *dirs += 1;
+                        *children += count as u64;
+                    }
+                    expansion
+                })
+                .collect();
             let mut expansions = chosen.into_iter().zip(expansions).peekable();
             for (position, slot) in slots.into_iter().enumerate() {
                 match slot {
@@ -232,6 +296,11 @@ impl Walk {
                         }
                     }
                 }
+            }
+            if cutoff_read {
+                // What was listed before the cut-off was known may be below it.
+                let range = self.range;
+                self.frontier.retain(|item| range.keeps(item));
             }
         }
     }
@@ -260,14 +329,21 @@ impl Walk {
 }
 
 /// Lists one item: its children (directories or ids), filtered to the range, in order.
-fn expand(item: Item, root: &Arc<Dir>, range: &Range) -> io::Result<Vec<Item>> {
+///
+/// Also returns how many children the directory had before the range filtered them: how dense
+/// directories of its level are, which estimates how much listing the rest of the page needs.
+fn expand(item: Item, root: &Arc<Dir>, range: &Range) -> io::Result<(Vec<Item>, usize)> {
     match item {
-        Item::Found(found) => Ok(vec![Item::Found(found)]),
+        Item::Found(found) => Ok((vec![Item::Found(found)], 1)),
         Item::Tops { probed } => {
             let mut reader = Dir::new(open_dir(root.fd()?, ".", false)?)?;
-            let mut tops: Vec<Bucket> = names(&mut reader)?
+            let all: Vec<Bucket> = names(&mut reader)?
                 .iter()
                 .filter_map(|name| Bucket::top_named(name))
+                .collect();
+            let count = all.len();
+            let mut tops: Vec<Bucket> = all
+                .into_iter()
                 .filter(|top| range.admits_bucket(*top))
                 .filter(|top| match (probed, range.order) {
                     (None, _) => true,
@@ -276,13 +352,14 @@ fn expand(item: Item, root: &Arc<Dir>, range: &Range) -> io::Result<Vec<Item>> {
                 })
                 .collect();
             range.sort(&mut tops, |top| top.key);
-            Ok(tops
+            let items = tops
                 .into_iter()
                 .map(|bucket| Item::Dir {
                     bucket,
                     parent: Arc::clone(root),
                 })
-                .collect())
+                .collect();
+            Ok((items, count))
         }
         Item::Dir { bucket, parent } => {
             let mut reader = match open_dir(parent.fd()?, bucket.name(), false)
@@ -290,24 +367,27 @@ fn expand(item: Item, root: &Arc<Dir>, range: &Range) -> io::Result<Vec<Item>> {
             {
                 Ok(reader) => reader,
                 // Not there (a probe that missed, or reclaimed meanwhile): nothing in it.
-                Err(e) if is_absent(&e) => return Ok(Vec::new()),
+                Err(e) if is_absent(&e) => return Ok((Vec::new(), 0)),
                 Err(e) => return Err(e),
             };
             let names = match names(&mut reader) {
                 Ok(names) => names,
-                Err(e) if is_absent(&e) => return Ok(Vec::new()),
+                Err(e) if is_absent(&e) => return Ok((Vec::new(), 0)),
                 Err(e) => return Err(e),
             };
             let handle = Arc::new(reader);
             if bucket.level == Level::Leaf {
-                let mut ids: Vec<MessageId> = names
+                let ours: Vec<MessageId> = names
                     .iter()
                     .filter_map(|name| MessageId::parse(name).ok())
                     // A message filed in the wrong directory was not written by us.
-                    .filter(|id| bucket.holds(*id) && range.admits(*id))
+                    .filter(|id| bucket.holds(*id))
                     .collect();
+                let count = ours.len();
+                let mut ids: Vec<MessageId> =
+                    ours.into_iter().filter(|id| range.admits(*id)).collect();
                 range.sort(&mut ids, |id| *id);
-                Ok(ids
+                let items = ids
                     .into_iter()
                     .map(|id| {
                         Item::Found(Found {
@@ -315,21 +395,27 @@ fn expand(item: Item, root: &Arc<Dir>, range: &Range) -> io::Result<Vec<Item>> {
                             leaf: Arc::clone(&handle),
                         })
                     })
-                    .collect())
+                    .collect();
+                Ok((items, count))
             } else {
-                let mut children: Vec<Bucket> = names
+                let ours: Vec<Bucket> = names
                     .iter()
                     .filter_map(|name| bucket.child_named(name))
+                    .collect();
+                let count = ours.len();
+                let mut children: Vec<Bucket> = ours
+                    .into_iter()
                     .filter(|child| range.admits_bucket(*child))
                     .collect();
                 range.sort(&mut children, |child| child.key);
-                Ok(children
+                let items = children
                     .into_iter()
                     .map(|child| Item::Dir {
                         bucket: child,
                         parent: Arc::clone(&handle),
                     })
-                    .collect())
+                    .collect();
+                Ok((items, count))
             }
         }
     }

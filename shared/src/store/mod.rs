@@ -61,7 +61,7 @@ pub use self::{
 use self::{
     io::{blocking, concurrently},
     layout::{message_path, temporary_name, Bucket, Level},
-    listing::{open_dir, Found, Range, Walk},
+    listing::{open_dir, Found, Walk},
 };
 use crate::{format, MessageId};
 
@@ -194,15 +194,7 @@ impl MessageStore {
         limit: usize,
     ) -> Result<Page, StoreError> {
         let dir = Arc::clone(&self.dir);
-        let mut walk = blocking(move || {
-            let range = Range {
-                order,
-                after,
-                cutoff: cutoff::read(&dir)?,
-            };
-            Walk::start(&dir, range)
-        })
-        .await?;
+        let mut walk = blocking(move || Walk::start(dir, order, after)).await?;
         let mut messages = Vec::with_capacity(limit.min(1024));
         while messages.len() < limit {
             let batch = walk.take(limit - messages.len()).await?;
