@@ -355,8 +355,10 @@ fn read_found(found: &Found) -> Result<Option<Message>, StoreError> {
         Err(rustix::io::Errno::NOENT) => return Ok(None),
         Err(e) => return Err(e.into()),
     };
-    let mut bytes = Vec::new();
-    match file.read_to_end(&mut bytes) {
+    // Messages are mostly small: one read fills this, the next finds the end. (Reading through
+    // `Take` skips the fstat and lseek that `File::read_to_end` makes for a size hint.)
+    let mut bytes = Vec::with_capacity(4096);
+    match (&mut file).take(u64::MAX).read_to_end(&mut bytes) {
         Ok(_) => decode(found.id, bytes).map(Some),
         Err(e) if listing::is_absent(&e) => Ok(None),
         Err(e) => Err(e.into()),
