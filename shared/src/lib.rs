@@ -6,6 +6,7 @@
 //! between the Lambda runtime and a handler, so that no logic is written three times.
 
 pub mod config;
+pub mod content_safety;
 pub mod error;
 pub mod format;
 pub mod http;

@@ -191,12 +191,21 @@ where
     (response.status_code, body)
 }
 
-/// A response's status and its body parsed as JSON (`Value::Null` for an empty body).
+/// A response's status and its body parsed as JSON (`Value::Null` for an empty body). A JSON
+/// body must come with `X-Content-Type-Options: nosniff`, as every one the API sends does.
 pub fn json_of(response: &Response<Body>) -> (u16, Value) {
     let body: &[u8] = response.body().as_ref();
     let value = if body.is_empty() {
         Value::Null
     } else {
+        assert_eq!(
+            response
+                .headers()
+                .get("x-content-type-options")
+                .map(|v| v.as_bytes()),
+            Some(b"nosniff".as_slice()),
+            "a JSON response without nosniff"
+        );
         serde_json::from_slice(body).unwrap_or_else(|e| {
             panic!(
                 "body is not JSON ({e}): {:?}",
