@@ -101,6 +101,15 @@ impl Event {
         self
     }
 
+    /// Gives the event the authorizer context of fixture `name` (`post-message-iam`,
+    /// `post-message-jwt`), as if the same caller had sent it.
+    pub fn with_authorizer_of(mut self, name: &str) -> Self {
+        let authorizer = Self::fixture(name).0["requestContext"]["authorizer"].clone();
+        assert!(authorizer.is_object(), "fixture {name} has no authorizer");
+        self.0["requestContext"]["authorizer"] = authorizer;
+        self
+    }
+
     /// The request a handler sees, through `lambda_http`'s own event parser.
     pub fn request(&self) -> Request {
         lambda_http::request::from_str(&self.0.to_string()).expect("valid API Gateway event")
@@ -112,6 +121,64 @@ impl Event {
         let mut context = Context::default();
         context.request_id = "8476a536-e9f4-11e8-9739-2dfe598c3fcd".to_owned();
         LambdaEvent::new(payload, context)
+    }
+}
+
+/// The JSON log lines written on this thread while it lives, as the functions write them in the
+/// cloud (`AWS_LAMBDA_LOG_FORMAT=JSON`). A `#[tokio::test]` runs its handler on its own thread.
+pub struct CapturedLogs {
+    buffer: LogBuffer,
+    _guard: lambda_http::tracing::dispatcher::DefaultGuard,
+}
+
+impl CapturedLogs {
+    /// Starts capturing.
+    pub fn start() -> Self {
+        use lambda_http::tracing::{dispatcher, subscriber, Dispatch};
+        let buffer = LogBuffer::default();
+        let writer = buffer.clone();
+        let subscriber = subscriber::fmt()
+            .json()
+            .with_writer(move || writer.clone())
+            .finish();
+        let guard = dispatcher::set_default(&Dispatch::new(subscriber));
+        Self {
+            buffer,
+            _guard: guard,
+        }
+    }
+
+    /// Every line so far, each parsed as JSON.
+    pub fn lines(&self) -> Vec<Value> {
+        let bytes = self.buffer.0.lock().map(|b| b.clone()).unwrap_or_default();
+        String::from_utf8(bytes)
+            .expect("UTF-8 logs")
+            .lines()
+            .map(|line| serde_json::from_str(line).expect("a JSON log line"))
+            .collect()
+    }
+
+    /// The lines whose message is `message`.
+    pub fn with_message(&self, message: &str) -> Vec<Value> {
+        self.lines()
+            .into_iter()
+            .filter(|line| line["fields"]["message"] == message)
+            .collect()
+    }
+}
+
+#[derive(Clone, Default)]
+struct LogBuffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogBuffer {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        if let Ok(mut buffer) = self.0.lock() {
+            buffer.extend_from_slice(bytes);
+        }
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 

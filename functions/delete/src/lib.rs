@@ -2,8 +2,9 @@
 
 use lambda_http::{http::Method, Body, Request, Response};
 use shared::{
+    audit,
     http::{self, ApiResult, Target},
-    AppState,
+    AppState, Operation,
 };
 
 /// Answers `DELETE /`, `DELETE /messages` and `DELETE /messages/{id}`.
@@ -15,9 +16,14 @@ pub async fn handle(state: &AppState, request: Request) -> Response<Body> {
 async fn serve(state: &AppState, request: &Request) -> ApiResult {
     http::require_method(request, Method::DELETE)?;
     match Target::of(request)? {
-        Target::Collection => Ok(http::deleted(state.store.delete_all().await?)),
-        Target::Message(id) => {
+        target @ Target::Collection => {
+            let deleted = state.store.delete_all().await?;
+            audit::record(request, Operation::DeleteAll, target);
+            Ok(http::deleted(deleted))
+        }
+        target @ Target::Message(id) => {
             state.store.delete(id).await?;
+            audit::record(request, Operation::Delete, target);
             Ok(http::no_content())
         }
     }

@@ -2,9 +2,10 @@
 
 use lambda_http::{http::Method, Body, Request, Response};
 use shared::{
+    audit,
     http::{self, ApiResult, MessageSummary, Target},
     store::STALE_TEMPORARY_AGE,
-    ApiError, AppState,
+    ApiError, AppState, Operation,
 };
 
 /// Answers `POST /` and `POST /messages`.
@@ -28,6 +29,7 @@ async fn serve(state: &AppState, request: &Request) -> ApiResult {
     }
     let content_type = http::message_content_type(request)?;
     let id = state.store.publish(content_type, body).await?;
+    audit::record(request, Operation::Publish, Target::Message(id));
     Ok(http::created(&MessageSummary::new(
         id,
         body.len(),
