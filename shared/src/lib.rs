@@ -13,6 +13,7 @@ pub mod format;
 pub mod http;
 pub mod id;
 pub mod lambda;
+pub mod metrics;
 pub mod operation;
 pub mod state;
 pub mod store;

@@ -182,6 +182,81 @@ impl std::io::Write for LogBuffer {
     }
 }
 
+/// The EMF documents written while `capture` lived, parsed; each is checked to be a well-formed
+/// `EfsMessages` document: every metric it declares has a number, every value it carries besides
+/// the dimensions is declared.
+pub fn emf_documents(capture: &shared::metrics::Capture) -> Vec<Value> {
+    capture
+        .lines()
+        .iter()
+        .map(|line| {
+            assert!(!line.contains('\n'), "one line per document");
+            let doc: Value = serde_json::from_str(line).expect("an EMF document is JSON");
+            let declared: Vec<String> = emf_metrics(&doc).into_iter().map(|(n, _)| n).collect();
+            for name in &declared {
+                assert!(doc[name].is_number(), "{name} has no number in {doc}");
+            }
+            for key in doc.as_object().expect("an object").keys() {
+                assert!(
+                    ["_aws", "Function", "Operation"].contains(&key.as_str())
+                        || declared.contains(key),
+                    "{key} is not declared in {doc}"
+                );
+            }
+            doc
+        })
+        .collect()
+}
+
+/// The `(name, unit)` of every metric an EMF document declares, over all its directives.
+pub fn emf_metrics(doc: &Value) -> Vec<(String, String)> {
+    let directives = doc["_aws"]["CloudWatchMetrics"]
+        .as_array()
+        .expect("CloudWatchMetrics");
+    directives
+        .iter()
+        .flat_map(|d| d["Metrics"].as_array().cloned().unwrap_or_default())
+        .map(|m| {
+            let text = |key: &str| m[key].as_str().expect("a name and a unit").to_owned();
+            (text("Name"), text("Unit"))
+        })
+        .collect()
+}
+
+/// Asserts that `capture` holds exactly one document, of the contract's namespace and dimension
+/// sets, for `function` doing `operation`, declaring exactly `metrics` (name, unit) in that
+/// order; returns it for the values to be checked.
+pub fn assert_one_emf(
+    capture: &shared::metrics::Capture,
+    function: &str,
+    operation: &str,
+    metrics: &[(&str, &str)],
+) -> Value {
+    let docs = emf_documents(capture);
+    assert_eq!(
+        docs.len(),
+        1,
+        "exactly one EMF document per request: {docs:?}"
+    );
+    let doc = docs.into_iter().next().unwrap_or_default();
+    let directives = &doc["_aws"]["CloudWatchMetrics"];
+    assert_eq!(directives.as_array().map(Vec::len), Some(1), "{doc}");
+    assert_eq!(directives[0]["Namespace"], "EfsMessages");
+    assert_eq!(
+        directives[0]["Dimensions"],
+        json!([["Function", "Operation"], ["Function"]])
+    );
+    assert!(doc["_aws"]["Timestamp"].is_u64(), "{doc}");
+    assert_eq!(doc["Function"], function);
+    assert_eq!(doc["Operation"], operation);
+    let expected: Vec<(String, String)> = metrics
+        .iter()
+        .map(|(n, u)| (n.to_string(), u.to_string()))
+        .collect();
+    assert_eq!(emf_metrics(&doc), expected, "{doc}");
+    doc
+}
+
 /// A store in a fresh temporary directory, removed when dropped.
 pub struct TestEnv {
     pub dir: tempfile::TempDir,

@@ -105,3 +105,66 @@ async fn a_delete_that_removes_nothing_is_not_audited() {
     assert_error(&response, 503, "storage_unavailable");
     assert!(logs.with_message(AUDIT_MESSAGE).is_empty());
 }
+
+mod metrics {
+    use delete_messages::handle;
+    use shared::{metrics::Capture, MessageId};
+    use test_support::{assert_one_emf, Event, TestEnv};
+
+    #[tokio::test]
+    async fn deleting_one_counts_one() {
+        let env = TestEnv::new();
+        let id = env.state.store.publish("text/plain", b"x").await.unwrap();
+        let capture = Capture::start();
+        let event = Event::fixture("delete-message").with_path_id(&id.to_string());
+        assert_eq!(handle(&env.state, event.request()).await.status(), 204);
+        let doc = assert_one_emf(
+            &capture,
+            "delete-messages",
+            "delete",
+            &[
+                ("StoreTime", "Milliseconds"),
+                ("MessagesDeleted", "Count"),
+                ("Errors", "Count"),
+            ],
+        );
+        assert_eq!(doc["MessagesDeleted"], 1);
+        assert_eq!(doc["Errors"], 0);
+    }
+
+    #[tokio::test]
+    async fn deleting_everything_reports_no_count() {
+        let env = TestEnv::new();
+        env.state.store.publish("text/plain", b"x").await.unwrap();
+        let capture = Capture::start();
+        let response = handle(&env.state, Event::fixture("delete-messages").request()).await;
+        assert!(response.status().is_success());
+        let doc = assert_one_emf(
+            &capture,
+            "delete-messages",
+            "deleteAll",
+            &[("StoreTime", "Milliseconds"), ("Errors", "Count")],
+        );
+        assert_eq!(doc["Errors"], 0);
+    }
+
+    #[tokio::test]
+    async fn a_failed_delete_counts_its_error_code() {
+        let env = TestEnv::new();
+        let capture = Capture::start();
+        let unknown = MessageId::generate().to_string();
+        let event = Event::fixture("delete-message").with_path_id(&unknown);
+        assert_eq!(handle(&env.state, event.request()).await.status(), 404);
+        let doc = assert_one_emf(
+            &capture,
+            "delete-messages",
+            "delete",
+            &[
+                ("StoreTime", "Milliseconds"),
+                ("Errors", "Count"),
+                ("Error_not_found", "Count"),
+            ],
+        );
+        assert_eq!(doc["Error_not_found"], 1);
+    }
+}

@@ -102,3 +102,94 @@ async fn a_post_that_stores_nothing_is_not_audited() {
     assert_eq!(logs.lines().len(), 1);
     assert_eq!(logs.lines()[0]["level"], "ERROR");
 }
+
+mod metrics {
+    use post_message::handle;
+    use shared::metrics::Capture;
+    use test_support::{assert_one_emf, emf_documents, Event, TestEnv};
+
+    #[tokio::test]
+    async fn a_stored_message_is_counted_with_its_bytes_and_store_time() {
+        let env = TestEnv::new();
+        let capture = Capture::start();
+        let event =
+            Event::fixture("post-message-binary").with_body(&[7u8; 1234], Some("image/png"));
+        assert_eq!(handle(&env.state, event.request()).await.status(), 201);
+        let doc = assert_one_emf(
+            &capture,
+            "post-message",
+            "publish",
+            &[
+                ("StoreTime", "Milliseconds"),
+                ("MessagesStored", "Count"),
+                ("BytesStored", "Bytes"),
+                ("Errors", "Count"),
+            ],
+        );
+        assert_eq!(doc["MessagesStored"], 1);
+        assert_eq!(doc["BytesStored"], 1234);
+        assert_eq!(doc["Errors"], 0);
+    }
+
+    #[tokio::test]
+    async fn a_refused_message_counts_an_error_with_its_code() {
+        let env = TestEnv::with_max_message_bytes(10);
+        let unmounted = env.unmounted();
+        for (state, body, code, touched_store) in [
+            (
+                &env.state,
+                b"far more than ten bytes".as_slice(),
+                "message_too_large",
+                false,
+            ),
+            (&env.state, b"".as_slice(), "empty_message", false),
+            (&unmounted, b"fits".as_slice(), "storage_unavailable", true),
+        ] {
+            let capture = Capture::start();
+            let event = Event::fixture("post-message-text").with_body(body, Some("text/plain"));
+            handle(state, event.request()).await;
+            let error = format!("Error_{code}");
+            let mut expected = vec![("Errors", "Count"), (error.as_str(), "Count")];
+            if touched_store {
+                expected.insert(0, ("StoreTime", "Milliseconds"));
+            }
+            let doc = assert_one_emf(&capture, "post-message", "publish", &expected);
+            assert_eq!(
+                (doc["Errors"].as_u64(), doc[&error].as_u64()),
+                (Some(1), Some(1))
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn nothing_in_the_document_comes_from_the_request() {
+        let env = TestEnv::new();
+        let marker = "zq-marker-7731";
+        let capture = Capture::start();
+        let mut event = Event::fixture("post-message-jwt")
+            .with_body(
+                format!("body {marker}").as_bytes(),
+                Some(&format!("text/{marker}")),
+            )
+            .with_header("user-agent", Some(marker))
+            .with_header("x-forwarded-for", Some(marker))
+            .with_query(&format!("{marker}={marker}"));
+        event.0["requestContext"]["http"]["userAgent"] = marker.into();
+        let (status, body) = test_support::json_of(&handle(&env.state, event.request()).await);
+        assert_eq!(status, 201);
+        let docs = emf_documents(&capture);
+        assert_eq!(docs.len(), 1);
+        let text = docs[0].to_string();
+        for request_data in [
+            marker,
+            body["id"].as_str().unwrap(),
+            "JKJaXmPLvHcESHI=",
+            "192.0.2.44",
+            "734b5c8f",
+            "cognito",
+            "r3pmxmplak",
+        ] {
+            assert!(!text.contains(request_data), "{request_data} in {text}");
+        }
+    }
+}
