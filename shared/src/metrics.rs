@@ -108,9 +108,14 @@ impl Metrics {
     /// Ends the request: the response for `result` ([`http::respond`]), after writing this
     /// request's document (with the error's code if it failed).
     pub fn respond(self, request: &Request, result: ApiResult) -> Response<Body> {
-        let error = result.as_ref().err().map(ApiError::code);
-        write(&self.document(error, now_millis(), COLD_START.take()));
+        self.finish(result.as_ref().err().map(ApiError::code));
         http::respond(request, result)
+    }
+
+    /// Writes the document of work that answers no request (reclaiming space in the
+    /// background), with `error` the [`ApiError::code`] of its failure, if it failed.
+    pub fn finish(self, error: Option<&str>) {
+        write(&self.document(error, now_millis(), COLD_START.take()));
     }
 
     /// The EMF document: `error` is the failed request's error code, `init` the instance's

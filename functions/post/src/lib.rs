@@ -46,14 +46,26 @@ async fn serve(state: &AppState, request: &Request, metrics: &mut Metrics) -> Ap
 }
 
 /// Once per instance, in the background: removes temporaries that writers killed mid-write left
-/// behind (they are invisible to readers either way; this only reclaims their space).
-pub fn spawn_housekeeping(state: &AppState) {
+/// behind (they are invisible to readers either way; this only reclaims their space). Its
+/// metrics are a `reclaim` document.
+pub fn spawn_housekeeping(state: &AppState) -> tokio::task::JoinHandle<()> {
     let store = state.store.clone();
     tokio::spawn(async move {
-        match store.sweep_stale_temporaries(STALE_TEMPORARY_AGE).await {
-            Ok(0) => {}
-            Ok(n) => lambda_http::tracing::info!(removed = n, "swept stale temporary files"),
-            Err(e) => lambda_http::tracing::warn!(error = %e, "sweeping stale temporaries failed"),
-        }
-    });
+        let mut metrics = Metrics::new(FUNCTION, Operation::Reclaim);
+        let swept = metrics
+            .store(store.sweep_stale_temporaries(STALE_TEMPORARY_AGE))
+            .await;
+        let error = match swept {
+            Ok(0) => None,
+            Ok(n) => {
+                lambda_http::tracing::info!(removed = n, "swept stale temporary files");
+                None
+            }
+            Err(e) => {
+                lambda_http::tracing::warn!(error = %e, "sweeping stale temporaries failed");
+                Some(ApiError::from(e).code())
+            }
+        };
+        metrics.finish(error);
+    })
 }

@@ -192,4 +192,35 @@ mod metrics {
             assert!(!text.contains(request_data), "{request_data} in {text}");
         }
     }
+
+    #[tokio::test]
+    async fn the_instance_sweep_writes_a_reclaim_document() {
+        let env = TestEnv::new();
+        let capture = Capture::start();
+        post_message::spawn_housekeeping(&env.state).await.unwrap();
+        let doc = assert_one_emf(
+            &capture,
+            "post-message",
+            "reclaim",
+            &[("StoreTime", "Milliseconds"), ("Errors", "Count")],
+        );
+        assert_eq!(doc["Errors"], 0);
+        drop(capture);
+
+        let capture = Capture::start();
+        post_message::spawn_housekeeping(&env.unmounted())
+            .await
+            .unwrap();
+        let doc = assert_one_emf(
+            &capture,
+            "post-message",
+            "reclaim",
+            &[
+                ("StoreTime", "Milliseconds"),
+                ("Errors", "Count"),
+                ("Error_storage_unavailable", "Count"),
+            ],
+        );
+        assert_eq!(doc["Error_storage_unavailable"], 1);
+    }
 }
