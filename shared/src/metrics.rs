@@ -1,6 +1,7 @@
-//! Per-request metrics as CloudWatch Embedded Metric Format (EMF): one JSON document per request,
-//! written to stdout, which Lambda sends to CloudWatch Logs, which extracts the metrics. No agent,
-//! no API call, no extra thread: one line, written once, when the response is ready.
+//! Per-request metrics as CloudWatch Embedded Metric Format (EMF): one JSON document per request
+//! (and one per background reclaim), written to stdout, which Lambda sends to CloudWatch Logs,
+//! which extracts the metrics. No agent, no API call, no extra thread: one line, written once,
+//! when the response is ready.
 //!
 //! The alarms and the dashboard in `infra/` are built on exactly this shape, so it is a
 //! contract:
@@ -46,7 +47,8 @@ use crate::{
 /// The CloudWatch namespace of every metric.
 pub const NAMESPACE: &str = "EfsMessages";
 
-/// What one request measured, written as one EMF document by [`Metrics::respond`].
+/// What one request measured, written as one EMF document by [`Metrics::respond`] (or
+/// [`Metrics::finish`] for background work).
 #[derive(Debug)]
 pub struct Metrics {
     function: &'static str,
