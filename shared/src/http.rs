@@ -9,7 +9,9 @@ use lambda_http::{
 };
 use serde::Serialize;
 
-use crate::{format::MAX_CONTENT_TYPE_LEN, store::Order, ApiError, Message, MessageId, Page};
+use crate::{
+    content_safety, format::MAX_CONTENT_TYPE_LEN, store::Order, ApiError, Message, MessageId, Page,
+};
 
 /// The Content-Type of a message posted without one.
 pub const DEFAULT_CONTENT_TYPE: &str = "application/octet-stream";
@@ -170,7 +172,7 @@ pub fn respond(request: &Request, result: ApiResult) -> Response<Body> {
     })
 }
 
-/// A JSON response with `status`.
+/// A JSON response with `status`, hardened like every response ([`content_safety::harden`]).
 pub fn json_response(status: StatusCode, value: &impl Serialize) -> Response<Body> {
     // Serialising our own plain structs and `json!` values cannot fail.
     let body = serde_json::to_string(value).unwrap_or_default();
@@ -180,6 +182,7 @@ pub fn json_response(status: StatusCode, value: &impl Serialize) -> Response<Bod
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
+    content_safety::harden(response.headers_mut());
     response
 }
 
@@ -257,11 +260,13 @@ pub fn page(page: &Page) -> Response<Body> {
     )
 }
 
-/// `200` with one message's stored bytes and its Content-Type.
+/// `200` with one message's stored bytes and its Content-Type, never active content on the
+/// API's origin ([`content_safety::harden_stored`]).
 pub fn raw_message(message: Message) -> Response<Body> {
     let content_type = HeaderValue::from_str(&message.content_type)
         .unwrap_or_else(|_| HeaderValue::from_static(DEFAULT_CONTENT_TYPE));
     let mut response = Response::new(Body::Binary(message.body));
+    content_safety::harden_stored(response.headers_mut(), message.id, &message.content_type);
     response
         .headers_mut()
         .insert(header::CONTENT_TYPE, content_type);

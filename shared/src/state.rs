@@ -1,6 +1,6 @@
 //! What a function instance builds once at start-up and every invocation shares.
 
-use crate::{config::ConfigError, Config, MessageStore};
+use crate::{config::ConfigError, metrics, Config, MessageStore};
 
 /// The configuration and the store, built once per instance (cold start) from the environment.
 #[derive(Debug)]
@@ -16,8 +16,11 @@ impl AppState {
         Self { config, store }
     }
 
-    /// Builds the state from the process environment.
+    /// Builds the state from the process environment: a function instance starting, which
+    /// from now on writes its metrics to stdout, the first document with its init time.
     pub fn from_env() -> Result<Self, ConfigError> {
-        Config::from_env().map(Self::new)
+        let state = Config::from_env().map(Self::new)?;
+        metrics::instance_ready();
+        Ok(state)
     }
 }

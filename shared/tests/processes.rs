@@ -364,6 +364,11 @@ fn concurrent_processes() {
         "POSTs completed before DELETE survived: {survivors:?}"
     );
 
+    // Writers that start after the DELETE returned: every one of their POSTs began after it.
+    let late: Vec<Child> = (0..2)
+        .map(|_| spawn_role("writer", dir.path(), 30, 4096))
+        .collect();
+
     // Let everything finish.
     let mut completed: HashSet<MessageId> = before_delete.clone();
     for pump in pumps {
@@ -374,7 +379,17 @@ fn concurrent_processes() {
         let status = child.wait().unwrap();
         assert!(status.success(), "a writer or reader failed: {status}");
     }
+    let mut late_ids = HashSet::new();
+    for child in late {
+        let output = child.wait_with_output().unwrap();
+        assert!(output.status.success(), "a late writer failed");
+        for line in String::from_utf8(output.stdout).unwrap().lines() {
+            late_ids.insert(MessageId::parse(line.trim()).expect("writer prints ids"));
+        }
+    }
     assert_eq!(completed.len(), 4 * 150, "every POST completed");
+    assert_eq!(late_ids.len(), 2 * 30);
+    completed.extend(late_ids.iter().copied());
 
     let messages = all_messages(&store);
     for message in &messages {
@@ -396,8 +411,8 @@ fn concurrent_processes() {
         .filter(|id| id.created_at().timestamp_millis() > delete_returned_ms)
         .collect();
     assert!(
-        !begun_after.is_empty(),
-        "the DELETE ran while writers were still writing"
+        late_ids.iter().all(|id| begun_after.contains(&id)),
+        "the late writers' ids all say they began after the DELETE returned"
     );
     for id in begun_after {
         assert!(

@@ -101,6 +101,15 @@ impl Event {
         self
     }
 
+    /// Gives the event the authorizer context of fixture `name` (`post-message-iam`,
+    /// `post-message-jwt`), as if the same caller had sent it.
+    pub fn with_authorizer_of(mut self, name: &str) -> Self {
+        let authorizer = Self::fixture(name).0["requestContext"]["authorizer"].clone();
+        assert!(authorizer.is_object(), "fixture {name} has no authorizer");
+        self.0["requestContext"]["authorizer"] = authorizer;
+        self
+    }
+
     /// The request a handler sees, through `lambda_http`'s own event parser.
     pub fn request(&self) -> Request {
         lambda_http::request::from_str(&self.0.to_string()).expect("valid API Gateway event")
@@ -121,6 +130,139 @@ impl Event {
         context.request_id = "8476a536-e9f4-11e8-9739-2dfe598c3fcd".to_owned();
         LambdaEvent::new(self.0.clone(), context)
     }
+}
+
+/// The JSON log lines written on this thread while it lives, as the functions write them in the
+/// cloud (`AWS_LAMBDA_LOG_FORMAT=JSON`). A `#[tokio::test]` runs its handler on its own thread.
+pub struct CapturedLogs {
+    buffer: LogBuffer,
+    _guard: lambda_http::tracing::dispatcher::DefaultGuard,
+}
+
+impl CapturedLogs {
+    /// Starts capturing.
+    pub fn start() -> Self {
+        use lambda_http::tracing::{dispatcher, subscriber, Dispatch};
+        let buffer = LogBuffer::default();
+        let writer = buffer.clone();
+        let subscriber = subscriber::fmt()
+            .json()
+            .with_writer(move || writer.clone())
+            .finish();
+        let guard = dispatcher::set_default(&Dispatch::new(subscriber));
+        Self {
+            buffer,
+            _guard: guard,
+        }
+    }
+
+    /// Every line so far, each parsed as JSON.
+    pub fn lines(&self) -> Vec<Value> {
+        let bytes = self.buffer.0.lock().map(|b| b.clone()).unwrap_or_default();
+        String::from_utf8(bytes)
+            .expect("UTF-8 logs")
+            .lines()
+            .map(|line| serde_json::from_str(line).expect("a JSON log line"))
+            .collect()
+    }
+
+    /// The lines whose message is `message`.
+    pub fn with_message(&self, message: &str) -> Vec<Value> {
+        self.lines()
+            .into_iter()
+            .filter(|line| line["fields"]["message"] == message)
+            .collect()
+    }
+}
+
+#[derive(Clone, Default)]
+struct LogBuffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogBuffer {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        if let Ok(mut buffer) = self.0.lock() {
+            buffer.extend_from_slice(bytes);
+        }
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The EMF documents written while `capture` lived, parsed; each is checked to be a well-formed
+/// `EfsMessages` document: every metric it declares has a number, every value it carries besides
+/// the dimensions is declared.
+pub fn emf_documents(capture: &shared::metrics::Capture) -> Vec<Value> {
+    capture
+        .lines()
+        .iter()
+        .map(|line| {
+            assert!(!line.contains('\n'), "one line per document");
+            let doc: Value = serde_json::from_str(line).expect("an EMF document is JSON");
+            let declared: Vec<String> = emf_metrics(&doc).into_iter().map(|(n, _)| n).collect();
+            for name in &declared {
+                assert!(doc[name].is_number(), "{name} has no number in {doc}");
+            }
+            for key in doc.as_object().expect("an object").keys() {
+                assert!(
+                    ["_aws", "Function", "Operation"].contains(&key.as_str())
+                        || declared.contains(key),
+                    "{key} is not declared in {doc}"
+                );
+            }
+            doc
+        })
+        .collect()
+}
+
+/// The `(name, unit)` of every metric an EMF document declares, over all its directives.
+pub fn emf_metrics(doc: &Value) -> Vec<(String, String)> {
+    let directives = doc["_aws"]["CloudWatchMetrics"]
+        .as_array()
+        .expect("CloudWatchMetrics");
+    directives
+        .iter()
+        .flat_map(|d| d["Metrics"].as_array().cloned().unwrap_or_default())
+        .map(|m| {
+            let text = |key: &str| m[key].as_str().expect("a name and a unit").to_owned();
+            (text("Name"), text("Unit"))
+        })
+        .collect()
+}
+
+/// Asserts that `capture` holds exactly one document, of the contract's namespace and dimension
+/// sets, for `function` doing `operation`, declaring exactly `metrics` (name, unit) in that
+/// order; returns it for the values to be checked.
+pub fn assert_one_emf(
+    capture: &shared::metrics::Capture,
+    function: &str,
+    operation: &str,
+    metrics: &[(&str, &str)],
+) -> Value {
+    let docs = emf_documents(capture);
+    assert_eq!(
+        docs.len(),
+        1,
+        "exactly one EMF document per request: {docs:?}"
+    );
+    let doc = docs.into_iter().next().unwrap_or_default();
+    let directives = &doc["_aws"]["CloudWatchMetrics"];
+    assert_eq!(directives.as_array().map(Vec::len), Some(1), "{doc}");
+    assert_eq!(directives[0]["Namespace"], "EfsMessages");
+    assert_eq!(
+        directives[0]["Dimensions"],
+        json!([["Function", "Operation"], ["Function"]])
+    );
+    assert!(doc["_aws"]["Timestamp"].is_u64(), "{doc}");
+    assert_eq!(doc["Function"], function);
+    assert_eq!(doc["Operation"], operation);
+    let expected: Vec<(String, String)> = metrics
+        .iter()
+        .map(|(n, u)| (n.to_string(), u.to_string()))
+        .collect();
+    assert_eq!(emf_metrics(&doc), expected, "{doc}");
+    doc
 }
 
 /// A store in a fresh temporary directory, removed when dropped.
@@ -199,12 +341,21 @@ where
     (response.status_code, body)
 }
 
-/// A response's status and its body parsed as JSON (`Value::Null` for an empty body).
+/// A response's status and its body parsed as JSON (`Value::Null` for an empty body). A JSON
+/// body must come with `X-Content-Type-Options: nosniff`, as every one the API sends does.
 pub fn json_of(response: &Response<Body>) -> (u16, Value) {
     let body: &[u8] = response.body().as_ref();
     let value = if body.is_empty() {
         Value::Null
     } else {
+        assert_eq!(
+            response
+                .headers()
+                .get("x-content-type-options")
+                .map(|v| v.as_bytes()),
+            Some(b"nosniff".as_slice()),
+            "a JSON response without nosniff"
+        );
         serde_json::from_slice(body).unwrap_or_else(|e| {
             panic!(
                 "body is not JSON ({e}): {:?}",

@@ -5,10 +5,15 @@ use std::time::Duration;
 
 use lambda_http::{http::Method, Body, Request, Response};
 use shared::{
+    audit,
     http::{self, ApiResult, Target},
+    metrics::Metrics,
     store::ReclaimBudget,
-    AppState,
+    ApiError, AppState, Operation,
 };
+
+/// The binary's name: the `Function` of its metrics.
+const FUNCTION: &str = env!("CARGO_PKG_NAME");
 
 /// One scheduled run's share of reclaiming: well inside the function's 10 s timeout at 128 MB,
 /// whatever is stored; what is left waits for the next run.
@@ -19,28 +24,39 @@ pub const RECLAIM_BUDGET: ReclaimBudget = ReclaimBudget {
 
 /// Answers `DELETE /`, `DELETE /messages` and `DELETE /messages/{id}`.
 pub async fn handle(state: &AppState, request: Request) -> Response<Body> {
-    let result = serve(state, &request).await;
-    http::respond(&request, result)
+    let mut metrics =
+        Metrics::for_route(FUNCTION, &request, Operation::DeleteAll, Operation::Delete);
+    let result = serve(state, &request, &mut metrics).await;
+    metrics.respond(&request, result)
 }
 
-async fn serve(state: &AppState, request: &Request) -> ApiResult {
+async fn serve(state: &AppState, request: &Request, metrics: &mut Metrics) -> ApiResult {
     http::require_method(request, Method::DELETE)?;
     match Target::of(request)? {
-        Target::Collection => {
-            state.store.delete_all().await?;
+        target @ Target::Collection => {
+            // No MessagesDeleted: the cut-off deletes without counting (reclaiming counts).
+            metrics.store(state.store.delete_all()).await?;
+            audit::record(request, Operation::DeleteAll, target);
             Ok(http::no_content())
         }
-        Target::Message(id) => {
-            state.store.delete(id).await?;
+        target @ Target::Message(id) => {
+            metrics.store(state.store.delete(id)).await?;
+            metrics.deleted(1);
+            audit::record(request, Operation::Delete, target);
             Ok(http::no_content())
         }
     }
 }
 
-/// Answers the schedule's tick: one bounded step of reclaiming, logged and returned as JSON.
+/// Answers the schedule's tick: one bounded step of reclaiming, logged, counted in a `reclaim`
+/// metrics document, and returned as JSON.
 pub async fn reclaim(state: &AppState) -> serde_json::Value {
-    match state.store.reclaim(RECLAIM_BUDGET).await {
+    let mut metrics = Metrics::new(FUNCTION, Operation::Reclaim);
+    let result = metrics.store(state.store.reclaim(RECLAIM_BUDGET)).await;
+    match result {
         Ok(done) => {
+            metrics.deleted(done.messages);
+            metrics.finish(None);
             lambda_http::tracing::info!(
                 messages = done.messages,
                 temporaries = done.temporaries,
@@ -52,6 +68,8 @@ pub async fn reclaim(state: &AppState) -> serde_json::Value {
         }
         Err(error) => {
             lambda_http::tracing::error!(error = %error, "reclaiming failed");
+            metrics.finish(Some(ApiError::from(error).code()));
+            let error = "reclaiming failed: the storage is unavailable or full";
             serde_json::json!({ "error": error.to_string() })
         }
     }

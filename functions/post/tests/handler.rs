@@ -2,7 +2,7 @@
 
 use post_message::handle;
 use shared::{lambda, MessageId};
-use test_support::{assert_error, json_of, Event, TestEnv};
+use test_support::{assert_error, json_of, CapturedLogs, Event, TestEnv};
 
 #[tokio::test]
 async fn stores_a_text_message_and_answers_201_with_its_location() {
@@ -177,39 +177,16 @@ async fn other_methods_and_paths_are_refused() {
     assert!(env.files().is_empty());
 }
 
-/// Collects what the handler logs, for the test below.
-#[derive(Clone, Default)]
-struct LogBuffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for LogBuffer {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test]
 async fn a_storage_failure_is_logged_with_the_request_id() {
-    use lambda_http::tracing::{dispatcher, subscriber, Dispatch};
-    let logs = LogBuffer::default();
-    let writer = logs.clone();
-    let subscriber = subscriber::fmt()
-        .json()
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = dispatcher::set_default(&Dispatch::new(subscriber));
-
+    let logs = CapturedLogs::start();
     let env = TestEnv::new();
     let state = env.unmounted();
     let response = handle(&state, Event::fixture("post-message-text").request()).await;
     assert_error(&response, 503, "storage_unavailable");
 
-    let logged = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
-    let line: serde_json::Value =
-        serde_json::from_str(logged.lines().next().expect("a log line")).unwrap();
+    let lines = logs.lines();
+    let line = lines.first().expect("a log line");
     assert_eq!(line["level"], "ERROR");
     // The fixture's API Gateway request id, which the access log carries too.
     assert_eq!(line["fields"]["request_id"], "JKJaXmPLvHcESHC=");
@@ -223,12 +200,12 @@ async fn a_storage_failure_is_logged_with_the_request_id() {
     );
 
     // A client error is the client's: not logged.
-    let before = logs.0.lock().unwrap().len();
+    let before = logs.lines().len();
     let empty = Event::fixture("post-message-text").with_body(b"", Some("text/plain"));
     assert_error(
         &handle(&env.state, empty.request()).await,
         400,
         "empty_message",
     );
-    assert_eq!(logs.0.lock().unwrap().len(), before);
+    assert_eq!(logs.lines().len(), before);
 }

@@ -55,7 +55,11 @@ where
     let done: Vec<Vec<T>> = stream::iter(runs)
         .map(|run| {
             let work = Arc::clone(&work);
-            blocking(move || run.into_iter().map(|item| work(item)).collect::<Result<Vec<T>, E>>())
+            blocking(move || {
+                run.into_iter()
+                    .map(|item| work(item))
+                    .collect::<Result<Vec<T>, E>>()
+            })
         })
         .buffered(IO_CONCURRENCY)
         .try_collect()
