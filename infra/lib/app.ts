@@ -1,6 +1,7 @@
 import { App, RemovalPolicy, Validations } from 'aws-cdk-lib';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { AwsSolutionsChecks } from 'cdk-nag';
+import { ApiAccess, parseAccess } from './access';
 import { DEFAULT_RESERVED_CONCURRENCY } from './function';
 import { BaseStack, FunctionStack } from './stacks';
 import { DEFAULT_WORKSPACE_ROOT, loadWorkspace, Workspace } from './workspace';
@@ -20,6 +21,11 @@ export interface MessagesAppSettings {
   readonly throttleBurstLimit: number;
   /** Context `logRetentionDays` (default 7): one of CloudWatch's allowed values. */
   readonly logRetention: logs.RetentionDays;
+  /**
+   * Context `access`: `iam` (default, SigV4), `jwt` (with `jwtIssuer` and `jwtAudience`) or
+   * `public` (open to the internet: an explicit choice).
+   */
+  readonly access: ApiAccess;
 }
 
 export interface MessagesApp {
@@ -84,6 +90,7 @@ export function readSettings(app: App): MessagesAppSettings {
     throttleRateLimit: contextNumber(app, 'throttleRateLimit', 50),
     throttleBurstLimit: contextNumber(app, 'throttleBurstLimit', 100),
     logRetention: retentionDays as logs.RetentionDays,
+    access: parseAccess(contextString(app, 'access'), contextString(app, 'jwtIssuer'), contextString(app, 'jwtAudience')),
   };
 }
 
@@ -101,6 +108,8 @@ export function buildMessagesApp(app: App, settings: MessagesAppSettings = readS
     throttleRateLimit: settings.throttleRateLimit,
     throttleBurstLimit: settings.throttleBurstLimit,
     logRetention: settings.logRetention,
+    access: settings.access,
+    routes: workspace.routes,
   });
 
   const functionStacks = new Map<string, FunctionStack>();
@@ -113,6 +122,7 @@ export function buildMessagesApp(app: App, settings: MessagesAppSettings = readS
       reservedConcurrency: settings.reservedConcurrency,
       logRetention: settings.logRetention,
       removalPolicy: settings.removalPolicy,
+      access: settings.access,
     });
     functionStacks.set(fn.binaryName, stack);
   }

@@ -6,6 +6,7 @@ import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { RustFunction } from 'cargo-lambda-cdk';
 import { Construct } from 'constructs';
+import { ApiAccess, DEFAULT_ACCESS, RouteAuthorizers } from './access';
 import { ClientAction, MessageStorage, MOUNT_PATH } from './storage';
 import { Route, WorkspaceFunction } from './workspace';
 
@@ -74,6 +75,8 @@ export interface MessageFunctionProps {
   readonly logRetention?: logs.RetentionDays;
   /** What happens to the log group on stack deletion. @default DESTROY */
   readonly removalPolicy?: RemovalPolicy;
+  /** Who may call the routes. @default DEFAULT_ACCESS (IAM) */
+  readonly access?: ApiAccess;
 }
 
 /**
@@ -160,23 +163,34 @@ export class MessageFunction extends Construct {
     });
 
     // The routes this function serves, from the workspace's route table. Each route gets an
-    // invoke permission scoped to its own path (the integration's default).
+    // invoke permission scoped to its own path (the integration's default). The API is imported
+    // into this stack so that a JWT authorizer (jwt mode) is created here, next to the routes
+    // that use it, not in the base stack (see RouteAuthorizers).
+    const access = props.access ?? DEFAULT_ACCESS;
+    const api = apigwv2.HttpApi.fromHttpApiAttributes(this, 'Api', { httpApiId: props.httpApi.apiId });
+    const authorizers = new RouteAuthorizers(access, `${fn.binaryName}-jwt`);
     const integration = new HttpLambdaIntegration('Integration', this.function);
     for (const route of fn.routes) {
       this.routes.push(
         new apigwv2.HttpRoute(this, routeConstructId(route), {
-          httpApi: props.httpApi,
+          httpApi: api,
           routeKey: apigwv2.HttpRouteKey.with(route.path, route.method as apigwv2.HttpMethod),
           integration,
+          ...authorizers.forRoute(route),
         }),
       );
     }
-    // Every route is public, as the contract requires (a curl-able demo API).
-    for (const route of this.routes) {
-      Validations.of(route).acknowledge({
-        id: 'AwsSolutions-APIG4',
-        reason: 'The messages API is public by design (see CONTRACT.md); it is throttled at the stage instead.',
-      });
+    // Security: only an explicit access=public leaves the routes without authorization
+    // (the base stack then warns at synth).
+    if (access.mode === 'public') {
+      for (const route of this.routes) {
+        Validations.of(route).acknowledge({
+          id: 'AwsSolutions-APIG4',
+          reason:
+            'Deployed with access=public, an explicit choice: anyone on the internet may read, post and delete ' +
+            'messages. The stage throttles the API; the default (access=iam) requires SigV4.',
+        });
+      }
     }
   }
 }

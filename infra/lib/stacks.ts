@@ -1,10 +1,11 @@
-import { CfnOutput, RemovalPolicy, Stack, StackProps } from 'aws-cdk-lib';
+import { Annotations, CfnOutput, RemovalPolicy, Stack, StackProps } from 'aws-cdk-lib';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
+import { AccessPolicies, ApiAccess, DEFAULT_ACCESS } from './access';
 import { MessagesApi } from './api';
 import { MessageFunction } from './function';
 import { MessageStorage } from './storage';
-import { WorkspaceFunction } from './workspace';
+import { Route, WorkspaceFunction } from './workspace';
 
 export interface BaseStackProps extends StackProps {
   /** The HTTP API's name. @default '<stack name without -base>-api' */
@@ -21,6 +22,10 @@ export interface BaseStackProps extends StackProps {
   readonly throttleBurstLimit?: number;
   /** @default ONE_WEEK */
   readonly logRetention?: logs.RetentionDays;
+  /** Who may call the API. @default DEFAULT_ACCESS (IAM) */
+  readonly access?: ApiAccess;
+  /** The route table (all functions): `iam` mode's policies grant per route. */
+  readonly routes: Route[];
 }
 
 /**
@@ -30,8 +35,10 @@ export interface BaseStackProps extends StackProps {
 export class BaseStack extends Stack {
   readonly storage: MessageStorage;
   readonly api: MessagesApi;
+  /** `iam` mode only: the reader, writer and admin policies. */
+  readonly accessPolicies?: AccessPolicies;
 
-  constructor(scope: Construct, id: string, props: BaseStackProps = {}) {
+  constructor(scope: Construct, id: string, props: BaseStackProps) {
     super(scope, id, props);
     this.storage = new MessageStorage(this, 'Storage', { removalPolicy: props.removalPolicy });
     this.api = new MessagesApi(this, 'Api', {
@@ -41,6 +48,20 @@ export class BaseStack extends Stack {
       logRetention: props.logRetention,
       removalPolicy: props.removalPolicy,
     });
+    const access = props.access ?? DEFAULT_ACCESS;
+    if (access.mode === 'iam') {
+      this.accessPolicies = new AccessPolicies(this, 'Access', {
+        httpApi: this.api.httpApi,
+        stage: this.api.stage,
+        routes: props.routes,
+      });
+    } else if (access.mode === 'public') {
+      Annotations.of(this.api).addWarningV2(
+        '@efs-messages:publicApi',
+        'access=public: the messages API is OPEN TO THE INTERNET. Anyone can read, post and delete every ' +
+          'message. Deploy with the default access=iam (SigV4) or access=jwt unless that is what you want.',
+      );
+    }
     new CfnOutput(this, 'FileSystemId', { value: this.storage.fileSystem.fileSystemId });
     new CfnOutput(this, 'AccessPointId', { value: this.storage.accessPoint.accessPointId });
   }
@@ -56,6 +77,8 @@ export interface FunctionStackProps extends StackProps {
   readonly logRetention?: logs.RetentionDays;
   /** Removal policy of the function's log group. @default DESTROY */
   readonly removalPolicy?: RemovalPolicy;
+  /** Who may call the routes. @default DEFAULT_ACCESS (IAM) */
+  readonly access?: ApiAccess;
 }
 
 /**
@@ -75,6 +98,7 @@ export class FunctionStack extends Stack {
       ...('reservedConcurrency' in props ? { reservedConcurrency: props.reservedConcurrency } : {}),
       logRetention: props.logRetention,
       removalPolicy: props.removalPolicy,
+      access: props.access,
     });
     new CfnOutput(this, 'FunctionName', { value: this.messageFunction.function.functionName });
   }

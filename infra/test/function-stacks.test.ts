@@ -160,7 +160,7 @@ describe('function stacks', () => {
       expect(routes.map(([, r]) => r.Properties.RouteKey).sort()).toEqual(expected.sort());
       for (const [, route] of routes) {
         expect(route.Properties.Target).toEqual({ 'Fn::Join': ['', ['integrations/', { Ref: integrationId }]] });
-        expect(route.Properties.AuthorizationType).toBe('NONE');
+        expect(route.Properties.AuthorizationType).toBe('AWS_IAM'); // the default: access=iam
         expect(JSON.stringify(route.Properties.ApiId)).toMatch(/"StackName":"EfsMessages-base".*PublishOutputRefApiHttpApi/);
       }
     });
