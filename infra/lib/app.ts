@@ -2,7 +2,9 @@ import { App, RemovalPolicy, Validations } from 'aws-cdk-lib';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { ApiAccess, parseAccess } from './access';
-import { DEFAULT_RESERVED_CONCURRENCY } from './function';
+import { DEFAULT_STORAGE_ALARM_GIB, parseAlarmEmail } from './alarms';
+import { DeploymentStyle, parseDeploymentStyle } from './deployment';
+import { DEFAULT_RESERVED_CONCURRENCY, FUNCTION_TIMEOUT } from './function';
 import { BaseStack, FunctionStack } from './stacks';
 import { DEFAULT_WORKSPACE_ROOT, loadWorkspace, Workspace } from './workspace';
 
@@ -26,6 +28,12 @@ export interface MessagesAppSettings {
    * `public` (open to the internet: an explicit choice).
    */
   readonly access: ApiAccess;
+  /** Context `deployment`: `canary` (default: 10 % for 5 minutes), `linear` or `allAtOnce`. */
+  readonly deployment: DeploymentStyle;
+  /** Context `alarmEmail`: an address subscribed to the alarm topic. @default none */
+  readonly alarmEmail: string | undefined;
+  /** Context `storageAlarmGiB` (default 10): the EFS storage alarm's threshold. */
+  readonly storageAlarmGiB: number;
 }
 
 export interface MessagesApp {
@@ -48,6 +56,13 @@ function contextNumber(app: App, key: string, fallback: number): number {
   const value = Number(raw);
   if (!Number.isInteger(value) || value < 0) {
     throw new Error(`context '${key}' must be a non-negative integer, got '${raw}'`);
+  }
+  return value;
+}
+
+function positive(value: number, key: string): number {
+  if (value <= 0) {
+    throw new Error(`context '${key}' must be a positive integer, got '${value}'`);
   }
   return value;
 }
@@ -91,6 +106,9 @@ export function readSettings(app: App): MessagesAppSettings {
     throttleBurstLimit: contextNumber(app, 'throttleBurstLimit', 100),
     logRetention: retentionDays as logs.RetentionDays,
     access: parseAccess(contextString(app, 'access'), contextString(app, 'jwtIssuer'), contextString(app, 'jwtAudience')),
+    deployment: parseDeploymentStyle(contextString(app, 'deployment')),
+    alarmEmail: parseAlarmEmail(contextString(app, 'alarmEmail')),
+    storageAlarmGiB: positive(contextNumber(app, 'storageAlarmGiB', DEFAULT_STORAGE_ALARM_GIB), 'storageAlarmGiB'),
   };
 }
 
@@ -102,6 +120,7 @@ export function buildMessagesApp(app: App, settings: MessagesAppSettings = readS
   applySkipBundling(app);
   const workspace = loadWorkspace(settings.workspaceRoot);
 
+  const functionName = (binary: string) => `${settings.stackPrefix}-${binary}`;
   const base = new BaseStack(app, `${settings.stackPrefix}-base`, {
     description: 'Messages API: VPC (no NAT), encrypted EFS + access point, HTTP API stage and access logs',
     removalPolicy: settings.removalPolicy,
@@ -110,6 +129,13 @@ export function buildMessagesApp(app: App, settings: MessagesAppSettings = readS
     logRetention: settings.logRetention,
     access: settings.access,
     routes: workspace.routes,
+    functions: workspace.functions.map((fn) => ({
+      binaryName: fn.binaryName,
+      functionName: functionName(fn.binaryName),
+      timeout: FUNCTION_TIMEOUT,
+    })),
+    alarmEmail: settings.alarmEmail,
+    storageAlarmGiB: settings.storageAlarmGiB,
   });
 
   const functionStacks = new Map<string, FunctionStack>();
@@ -123,6 +149,8 @@ export function buildMessagesApp(app: App, settings: MessagesAppSettings = readS
       logRetention: settings.logRetention,
       removalPolicy: settings.removalPolicy,
       access: settings.access,
+      functionName: functionName(fn.binaryName),
+      deployment: settings.deployment,
     });
     functionStacks.set(fn.binaryName, stack);
   }

@@ -2,8 +2,11 @@ import { Annotations, CfnOutput, RemovalPolicy, Stack, StackProps } from 'aws-cd
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import { AccessPolicies, ApiAccess, DEFAULT_ACCESS } from './access';
+import { AlarmTopic, FunctionAlarms, PlatformAlarms } from './alarms';
 import { MessagesApi } from './api';
-import { MessageFunction } from './function';
+import { DashboardFunction, OperationsDashboard } from './dashboard';
+import { DeploymentStyle, SafeDeployment } from './deployment';
+import { DEFAULT_RESERVED_CONCURRENCY, FUNCTION_TIMEOUT, MessageFunction } from './function';
 import { MessageStorage } from './storage';
 import { Route, WorkspaceFunction } from './workspace';
 
@@ -26,6 +29,12 @@ export interface BaseStackProps extends StackProps {
   readonly access?: ApiAccess;
   /** The route table (all functions): `iam` mode's policies grant per route. */
   readonly routes: Route[];
+  /** The functions (deployed in their own stacks) the dashboard shows, by name. */
+  readonly functions: DashboardFunction[];
+  /** Context `alarmEmail`: subscribed to the alarm topic. @default none */
+  readonly alarmEmail?: string;
+  /** Context `storageAlarmGiB`. @default DEFAULT_STORAGE_ALARM_GIB */
+  readonly storageAlarmGiB?: number;
 }
 
 /**
@@ -37,6 +46,10 @@ export class BaseStack extends Stack {
   readonly api: MessagesApi;
   /** `iam` mode only: the reader, writer and admin policies. */
   readonly accessPolicies?: AccessPolicies;
+  /** The SNS topic of every alarm (the function stacks' too). */
+  readonly alarmTopic: AlarmTopic;
+  readonly platformAlarms: PlatformAlarms;
+  readonly dashboard: OperationsDashboard;
 
   constructor(scope: Construct, id: string, props: BaseStackProps) {
     super(scope, id, props);
@@ -62,6 +75,25 @@ export class BaseStack extends Stack {
           'message. Deploy with the default access=iam (SigV4) or access=jwt unless that is what you want.',
       );
     }
+    // Operations: one alarm topic for every stack, the API and EFS alarms, one dashboard.
+    const prefix = this.stackName.replace(/-base$/, '');
+    this.alarmTopic = new AlarmTopic(this, 'AlarmTopic', { email: props.alarmEmail, removalPolicy: props.removalPolicy });
+    this.platformAlarms = new PlatformAlarms(this, 'Alarms', {
+      httpApi: this.api.httpApi,
+      stageName: this.api.stage.stageName,
+      fileSystem: this.storage.fileSystem,
+      topic: this.alarmTopic.topic,
+      storageAlarmGiB: props.storageAlarmGiB,
+      accessLogGroupName: this.api.accessLogGroup.logGroupName,
+    });
+    this.dashboard = new OperationsDashboard(this, 'Dashboard', {
+      dashboardName: `${prefix}-operations`,
+      functions: props.functions,
+      httpApi: this.api.httpApi,
+      stageName: this.api.stage.stageName,
+      fileSystem: this.storage.fileSystem,
+    });
+    new CfnOutput(this, 'AlarmTopicArn', { value: this.alarmTopic.topic.topicArn, description: 'Every alarm notifies this topic' });
     new CfnOutput(this, 'FileSystemId', { value: this.storage.fileSystem.fileSystemId });
     new CfnOutput(this, 'AccessPointId', { value: this.storage.accessPoint.accessPointId });
   }
@@ -79,6 +111,10 @@ export interface FunctionStackProps extends StackProps {
   readonly removalPolicy?: RemovalPolicy;
   /** Who may call the routes. @default DEFAULT_ACCESS (IAM) */
   readonly access?: ApiAccess;
+  /** The Lambda function's name. */
+  readonly functionName: string;
+  /** How CodeDeploy shifts traffic to a new version. */
+  readonly deployment: DeploymentStyle;
 }
 
 /**
@@ -87,6 +123,8 @@ export interface FunctionStackProps extends StackProps {
  */
 export class FunctionStack extends Stack {
   readonly messageFunction: MessageFunction;
+  readonly alarms: FunctionAlarms;
+  readonly deployment: SafeDeployment;
 
   constructor(scope: Construct, id: string, props: FunctionStackProps) {
     super(scope, id, props);
@@ -99,6 +137,23 @@ export class FunctionStack extends Stack {
       logRetention: props.logRetention,
       removalPolicy: props.removalPolicy,
       access: props.access,
+      functionName: props.functionName,
+    });
+    const fn = this.messageFunction;
+    const reserved = 'reservedConcurrency' in props ? props.reservedConcurrency : DEFAULT_RESERVED_CONCURRENCY;
+    this.alarms = new FunctionAlarms(this, 'Alarms', {
+      binaryName: props.fn.binaryName,
+      function: fn.function,
+      alias: fn.alias,
+      timeout: FUNCTION_TIMEOUT,
+      topic: props.base.alarmTopic.topic,
+      reservedConcurrency: reserved,
+      logGroupName: fn.logGroup.logGroupName,
+    });
+    this.deployment = new SafeDeployment(this, 'Deployment', {
+      alias: fn.alias,
+      style: props.deployment,
+      rollbackAlarm: this.alarms.errors,
     });
     new CfnOutput(this, 'FunctionName', { value: this.messageFunction.function.functionName });
   }

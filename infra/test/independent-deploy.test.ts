@@ -22,12 +22,23 @@ describe('independent deploys: changing one function\'s code changes only its st
     expect(Object.keys(after.templateText).sort()).toEqual([BASE_STACK, ...FUNCTION_NAMES.map(functionStackName)].sort());
   });
 
-  test('the get-messages stack changed, and only in its code asset', () => {
+  test('the get-messages stack changed: its code asset, hence a new version, which the live alias deploys', () => {
     const name = functionStackName('get-messages');
     expect(after.templateText[name]).not.toEqual(before.templateText[name]);
     expect(codeKey(after.templates[name])).not.toEqual(codeKey(before.templates[name]));
-    // Apart from the asset key (and its mention in the asset metadata) the templates are equal.
-    const normalise = (t: any) => JSON.stringify(t).split(codeKey(t).replace(/\.zip$/, '')).join('<asset>');
+    const [[versionBefore]] = resourcesOfType(before.templates[name], 'AWS::Lambda::Version');
+    const [[versionAfter]] = resourcesOfType(after.templates[name], 'AWS::Lambda::Version');
+    // A new version resource: CloudFormation publishes it, and CodeDeploy shifts `live` to it.
+    expect(versionAfter).not.toEqual(versionBefore);
+    const [[, alias]] = resourcesOfType(after.templates[name], 'AWS::Lambda::Alias');
+    expect(alias.Properties.FunctionVersion).toEqual({ 'Fn::GetAtt': [versionAfter, 'Version'] });
+    expect(alias.UpdatePolicy.CodeDeployLambdaAliasUpdate).toBeDefined();
+    // Apart from the asset key (and its mention in the asset metadata) and the version's logical
+    // id, the templates are equal: same deployment group, alarms, routes and permissions.
+    const normalise = (t: any) => {
+      const [[version]] = resourcesOfType(t, 'AWS::Lambda::Version');
+      return JSON.stringify(t).split(codeKey(t).replace(/\.zip$/, '')).join('<asset>').split(version).join('<version>');
+    };
     expect(normalise(after.templates[name])).toEqual(normalise(before.templates[name]));
   });
 

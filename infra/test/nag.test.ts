@@ -28,6 +28,10 @@ const routeArnFinding = (method: string, path: string) =>
 const COMMON_FINDINGS: Record<string, string[]> = {
   'AwsSolutions-VPC7': [`${BASE_STACK}/Storage/Vpc/Resource`],
   'AwsSolutions-IAM5[Resource::*]': FUNCTION_NAMES.map((f) => `${functionStackName(f)}/Handler/Role/DefaultPolicy/Resource`),
+  // CodeDeploy's service role per function (CDK always attaches this AWS-managed policy).
+  'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSCodeDeployRoleForLambdaLimited]': FUNCTION_NAMES.map(
+    (f) => `${functionStackName(f)}/Deployment/Group/ServiceRole/Resource`,
+  ),
 };
 const EXPECTED_ACKNOWLEDGED_FINDINGS: Record<keyof typeof ACCESS_CONTEXT, Record<string, string[]>> = {
   // The policies' only wildcard is the {id} of GET and DELETE /messages/{id}.
