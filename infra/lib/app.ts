@@ -120,7 +120,15 @@ export function buildMessagesApp(app: App, settings: MessagesAppSettings = readS
   applySkipBundling(app);
   const workspace = loadWorkspace(settings.workspaceRoot);
 
-  const functionName = (binary: string) => `${settings.stackPrefix}-${binary}`;
+  // Fixed function names, so the base stack's dashboard finds them without a reference to the
+  // function stacks. Lambda allows 64 characters: letters, digits, '-' and '_'.
+  const functionName = (binary: string) => {
+    const name = `${settings.stackPrefix}-${binary}`;
+    if (!/^[A-Za-z0-9_-]{1,64}$/.test(name)) {
+      throw new Error(`function name '${name}' (context 'stackPrefix' + binary) must be at most 64 letters, digits, '-' or '_'`);
+    }
+    return name;
+  };
   const base = new BaseStack(app, `${settings.stackPrefix}-base`, {
     description: 'Messages API: VPC (no NAT), encrypted EFS + access point, HTTP API stage and access logs',
     removalPolicy: settings.removalPolicy,
