@@ -77,12 +77,14 @@ export class AlarmTopic extends Construct {
       removalPolicy: props.removalPolicy ?? RemovalPolicy.DESTROY,
       pendingWindow: Duration.days(7),
     });
-    // CloudWatch alarms publish to the encrypted topic: the two actions SNS needs, nothing else.
+    // CloudWatch alarms publish to the encrypted topic: exactly the statement AWS documents for
+    // AWS services publishing to an encrypted topic (SNS developer guide, "Enable compatibility
+    // between event sources from AWS services and encrypted topics"): Decrypt and GenerateDataKey*.
     this.key.addToResourcePolicy(
       new iam.PolicyStatement({
         sid: 'CloudWatchAlarmsPublish',
         principals: [new iam.ServicePrincipal('cloudwatch.amazonaws.com')],
-        actions: ['kms:Decrypt', 'kms:GenerateDataKey'],
+        actions: ['kms:Decrypt', 'kms:GenerateDataKey*'],
         resources: ['*'], // in a key policy, "*" is this key
       }),
     );

@@ -207,7 +207,7 @@ describe('operations: per-function alarms, safe deploys, platform alarms, dashbo
       expect(topics[0][1].Properties.KmsMasterKeyId).toEqual({ 'Fn::GetAtt': [keyId, 'Arn'] });
       expect(key.Properties.EnableKeyRotation).toBe(true);
       const cloudwatch = key.Properties.KeyPolicy.Statement.find((s: any) => s.Principal?.Service === 'cloudwatch.amazonaws.com');
-      expect(asList(cloudwatch.Action).sort()).toEqual(['kms:Decrypt', 'kms:GenerateDataKey']);
+      expect(asList(cloudwatch.Action).sort()).toEqual(['kms:Decrypt', 'kms:GenerateDataKey*']);
       const [[, policy]] = resourcesOfType(base, 'AWS::SNS::TopicPolicy');
       const statements = policy.Properties.PolicyDocument.Statement;
       expect(statements).toEqual(
