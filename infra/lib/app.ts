@@ -1,7 +1,10 @@
 import { App, RemovalPolicy, Validations } from 'aws-cdk-lib';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { AwsSolutionsChecks } from 'cdk-nag';
-import { DEFAULT_RESERVED_CONCURRENCY } from './function';
+import { ApiAccess, parseAccess } from './access';
+import { DEFAULT_STORAGE_ALARM_GIB, parseAlarmEmail } from './alarms';
+import { DeploymentStyle, parseDeploymentStyle } from './deployment';
+import { DEFAULT_RESERVED_CONCURRENCY, FUNCTION_TIMEOUT } from './function';
 import { BaseStack, FunctionStack } from './stacks';
 import { DEFAULT_WORKSPACE_ROOT, loadWorkspace, Workspace } from './workspace';
 
@@ -20,6 +23,17 @@ export interface MessagesAppSettings {
   readonly throttleBurstLimit: number;
   /** Context `logRetentionDays` (default 7): one of CloudWatch's allowed values. */
   readonly logRetention: logs.RetentionDays;
+  /**
+   * Context `access`: `iam` (default, SigV4), `jwt` (with `jwtIssuer` and `jwtAudience`) or
+   * `public` (open to the internet: an explicit choice).
+   */
+  readonly access: ApiAccess;
+  /** Context `deployment`: `canary` (default: 10 % for 5 minutes), `linear` or `allAtOnce`. */
+  readonly deployment: DeploymentStyle;
+  /** Context `alarmEmail`: an address subscribed to the alarm topic. @default none */
+  readonly alarmEmail: string | undefined;
+  /** Context `storageAlarmGiB` (default 10): the EFS storage alarm's threshold. */
+  readonly storageAlarmGiB: number;
 }
 
 export interface MessagesApp {
@@ -42,6 +56,13 @@ function contextNumber(app: App, key: string, fallback: number): number {
   const value = Number(raw);
   if (!Number.isInteger(value) || value < 0) {
     throw new Error(`context '${key}' must be a non-negative integer, got '${raw}'`);
+  }
+  return value;
+}
+
+function positive(value: number, key: string): number {
+  if (value <= 0) {
+    throw new Error(`context '${key}' must be a positive integer, got '${value}'`);
   }
   return value;
 }
@@ -84,6 +105,10 @@ export function readSettings(app: App): MessagesAppSettings {
     throttleRateLimit: contextNumber(app, 'throttleRateLimit', 50),
     throttleBurstLimit: contextNumber(app, 'throttleBurstLimit', 100),
     logRetention: retentionDays as logs.RetentionDays,
+    access: parseAccess(contextString(app, 'access'), contextString(app, 'jwtIssuer'), contextString(app, 'jwtAudience')),
+    deployment: parseDeploymentStyle(contextString(app, 'deployment')),
+    alarmEmail: parseAlarmEmail(contextString(app, 'alarmEmail')),
+    storageAlarmGiB: positive(contextNumber(app, 'storageAlarmGiB', DEFAULT_STORAGE_ALARM_GIB), 'storageAlarmGiB'),
   };
 }
 
@@ -95,12 +120,30 @@ export function buildMessagesApp(app: App, settings: MessagesAppSettings = readS
   applySkipBundling(app);
   const workspace = loadWorkspace(settings.workspaceRoot);
 
+  // Fixed function names, so the base stack's dashboard finds them without a reference to the
+  // function stacks. Lambda allows 64 characters: letters, digits, '-' and '_'.
+  const functionName = (binary: string) => {
+    const name = `${settings.stackPrefix}-${binary}`;
+    if (!/^[A-Za-z0-9_-]{1,64}$/.test(name)) {
+      throw new Error(`function name '${name}' (context 'stackPrefix' + binary) must be at most 64 letters, digits, '-' or '_'`);
+    }
+    return name;
+  };
   const base = new BaseStack(app, `${settings.stackPrefix}-base`, {
     description: 'Messages API: VPC (no NAT), encrypted EFS + access point, HTTP API stage and access logs',
     removalPolicy: settings.removalPolicy,
     throttleRateLimit: settings.throttleRateLimit,
     throttleBurstLimit: settings.throttleBurstLimit,
     logRetention: settings.logRetention,
+    access: settings.access,
+    routes: workspace.routes,
+    functions: workspace.functions.map((fn) => ({
+      binaryName: fn.binaryName,
+      functionName: functionName(fn.binaryName),
+      timeout: FUNCTION_TIMEOUT,
+    })),
+    alarmEmail: settings.alarmEmail,
+    storageAlarmGiB: settings.storageAlarmGiB,
   });
 
   const functionStacks = new Map<string, FunctionStack>();
@@ -113,6 +156,9 @@ export function buildMessagesApp(app: App, settings: MessagesAppSettings = readS
       reservedConcurrency: settings.reservedConcurrency,
       logRetention: settings.logRetention,
       removalPolicy: settings.removalPolicy,
+      access: settings.access,
+      functionName: functionName(fn.binaryName),
+      deployment: settings.deployment,
     });
     functionStacks.set(fn.binaryName, stack);
   }

@@ -6,6 +6,7 @@ import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { RustFunction } from 'cargo-lambda-cdk';
 import { Construct } from 'constructs';
+import { ApiAccess, DEFAULT_ACCESS, RouteAuthorizers } from './access';
 import { ClientAction, MessageStorage, MOUNT_PATH } from './storage';
 import { Route, WorkspaceFunction } from './workspace';
 
@@ -17,6 +18,8 @@ export const FUNCTION_TIMEOUT = Duration.seconds(10);
 export const FUNCTION_MEMORY_MB = 128;
 /** Default reserved concurrency per function (see README: EFS allows 25,000 connections). */
 export const DEFAULT_RESERVED_CONCURRENCY = 10;
+/** The alias the routes invoke; CodeDeploy moves it from version to version. */
+export const LIVE_ALIAS = 'live';
 
 /**
  * EC2 actions Lambda needs to create and remove the function's network interfaces in the VPC
@@ -74,6 +77,10 @@ export interface MessageFunctionProps {
   readonly logRetention?: logs.RetentionDays;
   /** What happens to the log group on stack deletion. @default DESTROY */
   readonly removalPolicy?: RemovalPolicy;
+  /** Who may call the routes. @default DEFAULT_ACCESS (IAM) */
+  readonly access?: ApiAccess;
+  /** The Lambda function's name (the dashboard in the base stack finds it by name). */
+  readonly functionName: string;
 }
 
 /**
@@ -84,6 +91,8 @@ export class MessageFunction extends Construct {
   readonly function: RustFunction;
   readonly role: iam.Role;
   readonly logGroup: logs.LogGroup;
+  /** The `live` alias: what the routes invoke, and what CodeDeploy shifts to each new version. */
+  readonly alias: lambda.Alias;
   readonly routes: apigwv2.HttpRoute[] = [];
 
   constructor(scope: Construct, id: string, props: MessageFunctionProps) {
@@ -125,6 +134,7 @@ export class MessageFunction extends Construct {
     this.function = new RustFunction(this, 'Function', {
       manifestPath: props.manifestPath,
       binaryName: fn.binaryName,
+      functionName: props.functionName,
       runtime: 'provided.al2023',
       // Cost: Graviton (arm64) is about 20% cheaper per GB-second than x86_64.
       architecture: lambda.Architecture.ARM_64,
@@ -159,24 +169,44 @@ export class MessageFunction extends Construct {
       filesystem: new AccessPointMount(storage, efsActions),
     });
 
+    // Each deploy of new code publishes a version (its logical id hashes the code and
+    // configuration); the routes invoke the `live` alias, which CodeDeploy moves to it gradually.
+    this.alias = new lambda.Alias(this, 'LiveAlias', {
+      aliasName: LIVE_ALIAS,
+      version: this.function.currentVersion,
+      description: 'What the API routes invoke; CodeDeploy shifts it to each new version',
+    });
+
     // The routes this function serves, from the workspace's route table. Each route gets an
-    // invoke permission scoped to its own path (the integration's default).
-    const integration = new HttpLambdaIntegration('Integration', this.function);
+    // invoke permission scoped to its own path (the integration's default). The API is imported
+    // into this stack so that a JWT authorizer (jwt mode) is created here, next to the routes
+    // that use it, not in the base stack (see RouteAuthorizers).
+    const access = props.access ?? DEFAULT_ACCESS;
+    const api = apigwv2.HttpApi.fromHttpApiAttributes(this, 'Api', { httpApiId: props.httpApi.apiId });
+    const authorizers = new RouteAuthorizers(access, `${fn.binaryName}-jwt`);
+    // Integrated with the alias, so the invoke permissions are the alias's too.
+    const integration = new HttpLambdaIntegration('Integration', this.alias);
     for (const route of fn.routes) {
       this.routes.push(
         new apigwv2.HttpRoute(this, routeConstructId(route), {
-          httpApi: props.httpApi,
+          httpApi: api,
           routeKey: apigwv2.HttpRouteKey.with(route.path, route.method as apigwv2.HttpMethod),
           integration,
+          ...authorizers.forRoute(route),
         }),
       );
     }
-    // Every route is public, as the contract requires (a curl-able demo API).
-    for (const route of this.routes) {
-      Validations.of(route).acknowledge({
-        id: 'AwsSolutions-APIG4',
-        reason: 'The messages API is public by design (see CONTRACT.md); it is throttled at the stage instead.',
-      });
+    // Security: only an explicit access=public leaves the routes without authorization
+    // (the base stack then warns at synth).
+    if (access.mode === 'public') {
+      for (const route of this.routes) {
+        Validations.of(route).acknowledge({
+          id: 'AwsSolutions-APIG4',
+          reason:
+            'Deployed with access=public, an explicit choice: anyone on the internet may read, post and delete ' +
+            'messages. The stage throttles the API; the default (access=iam) requires SigV4.',
+        });
+      }
     }
   }
 }

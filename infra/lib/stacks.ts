@@ -1,10 +1,14 @@
-import { CfnOutput, RemovalPolicy, Stack, StackProps } from 'aws-cdk-lib';
+import { Annotations, CfnOutput, RemovalPolicy, Stack, StackProps } from 'aws-cdk-lib';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
+import { AccessPolicies, ApiAccess, DEFAULT_ACCESS } from './access';
+import { AlarmTopic, FunctionAlarms, PlatformAlarms } from './alarms';
 import { MessagesApi } from './api';
-import { MessageFunction } from './function';
+import { DashboardFunction, OperationsDashboard } from './dashboard';
+import { DeploymentStyle, SafeDeployment } from './deployment';
+import { DEFAULT_RESERVED_CONCURRENCY, FUNCTION_TIMEOUT, MessageFunction } from './function';
 import { MessageStorage } from './storage';
-import { WorkspaceFunction } from './workspace';
+import { Route, WorkspaceFunction } from './workspace';
 
 export interface BaseStackProps extends StackProps {
   /** The HTTP API's name. @default '<stack name without -base>-api' */
@@ -21,6 +25,16 @@ export interface BaseStackProps extends StackProps {
   readonly throttleBurstLimit?: number;
   /** @default ONE_WEEK */
   readonly logRetention?: logs.RetentionDays;
+  /** Who may call the API. @default DEFAULT_ACCESS (IAM) */
+  readonly access?: ApiAccess;
+  /** The route table (all functions): `iam` mode's policies grant per route. */
+  readonly routes: Route[];
+  /** The functions (deployed in their own stacks) the dashboard shows, by name. */
+  readonly functions: DashboardFunction[];
+  /** Context `alarmEmail`: subscribed to the alarm topic. @default none */
+  readonly alarmEmail?: string;
+  /** Context `storageAlarmGiB`. @default DEFAULT_STORAGE_ALARM_GIB */
+  readonly storageAlarmGiB?: number;
 }
 
 /**
@@ -30,8 +44,14 @@ export interface BaseStackProps extends StackProps {
 export class BaseStack extends Stack {
   readonly storage: MessageStorage;
   readonly api: MessagesApi;
+  /** `iam` mode only: the reader, writer and admin policies. */
+  readonly accessPolicies?: AccessPolicies;
+  /** The SNS topic of every alarm (the function stacks' too). */
+  readonly alarmTopic: AlarmTopic;
+  readonly platformAlarms: PlatformAlarms;
+  readonly dashboard: OperationsDashboard;
 
-  constructor(scope: Construct, id: string, props: BaseStackProps = {}) {
+  constructor(scope: Construct, id: string, props: BaseStackProps) {
     super(scope, id, props);
     this.storage = new MessageStorage(this, 'Storage', { removalPolicy: props.removalPolicy });
     this.api = new MessagesApi(this, 'Api', {
@@ -41,6 +61,39 @@ export class BaseStack extends Stack {
       logRetention: props.logRetention,
       removalPolicy: props.removalPolicy,
     });
+    const access = props.access ?? DEFAULT_ACCESS;
+    if (access.mode === 'iam') {
+      this.accessPolicies = new AccessPolicies(this, 'Access', {
+        httpApi: this.api.httpApi,
+        stage: this.api.stage,
+        routes: props.routes,
+      });
+    } else if (access.mode === 'public') {
+      Annotations.of(this.api).addWarningV2(
+        '@efs-messages:publicApi',
+        'access=public: the messages API is OPEN TO THE INTERNET. Anyone can read, post and delete every ' +
+          'message. Deploy with the default access=iam (SigV4) or access=jwt unless that is what you want.',
+      );
+    }
+    // Operations: one alarm topic for every stack, the API and EFS alarms, one dashboard.
+    const prefix = this.stackName.replace(/-base$/, '');
+    this.alarmTopic = new AlarmTopic(this, 'AlarmTopic', { email: props.alarmEmail, removalPolicy: props.removalPolicy });
+    this.platformAlarms = new PlatformAlarms(this, 'Alarms', {
+      httpApi: this.api.httpApi,
+      stageName: this.api.stage.stageName,
+      fileSystem: this.storage.fileSystem,
+      topic: this.alarmTopic.topic,
+      storageAlarmGiB: props.storageAlarmGiB,
+      accessLogGroupName: this.api.accessLogGroup.logGroupName,
+    });
+    this.dashboard = new OperationsDashboard(this, 'Dashboard', {
+      dashboardName: `${prefix}-operations`,
+      functions: props.functions,
+      httpApi: this.api.httpApi,
+      stageName: this.api.stage.stageName,
+      fileSystem: this.storage.fileSystem,
+    });
+    new CfnOutput(this, 'AlarmTopicArn', { value: this.alarmTopic.topic.topicArn, description: 'Every alarm notifies this topic' });
     new CfnOutput(this, 'FileSystemId', { value: this.storage.fileSystem.fileSystemId });
     new CfnOutput(this, 'AccessPointId', { value: this.storage.accessPoint.accessPointId });
   }
@@ -56,6 +109,12 @@ export interface FunctionStackProps extends StackProps {
   readonly logRetention?: logs.RetentionDays;
   /** Removal policy of the function's log group. @default DESTROY */
   readonly removalPolicy?: RemovalPolicy;
+  /** Who may call the routes. @default DEFAULT_ACCESS (IAM) */
+  readonly access?: ApiAccess;
+  /** The Lambda function's name. */
+  readonly functionName: string;
+  /** How CodeDeploy shifts traffic to a new version. */
+  readonly deployment: DeploymentStyle;
 }
 
 /**
@@ -64,6 +123,8 @@ export interface FunctionStackProps extends StackProps {
  */
 export class FunctionStack extends Stack {
   readonly messageFunction: MessageFunction;
+  readonly alarms: FunctionAlarms;
+  readonly deployment: SafeDeployment;
 
   constructor(scope: Construct, id: string, props: FunctionStackProps) {
     super(scope, id, props);
@@ -75,6 +136,24 @@ export class FunctionStack extends Stack {
       ...('reservedConcurrency' in props ? { reservedConcurrency: props.reservedConcurrency } : {}),
       logRetention: props.logRetention,
       removalPolicy: props.removalPolicy,
+      access: props.access,
+      functionName: props.functionName,
+    });
+    const fn = this.messageFunction;
+    const reserved = 'reservedConcurrency' in props ? props.reservedConcurrency : DEFAULT_RESERVED_CONCURRENCY;
+    this.alarms = new FunctionAlarms(this, 'Alarms', {
+      binaryName: props.fn.binaryName,
+      function: fn.function,
+      alias: fn.alias,
+      timeout: FUNCTION_TIMEOUT,
+      topic: props.base.alarmTopic.topic,
+      reservedConcurrency: reserved,
+      logGroupName: fn.logGroup.logGroupName,
+    });
+    this.deployment = new SafeDeployment(this, 'Deployment', {
+      alias: fn.alias,
+      style: props.deployment,
+      rollbackAlarm: this.alarms.errors,
     });
     new CfnOutput(this, 'FunctionName', { value: this.messageFunction.function.functionName });
   }

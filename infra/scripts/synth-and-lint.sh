@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `npm run synth`: synthesise every stack through the cdk CLI WITHOUT building the Rust code
-# (-c skipBundling=true), then lint every template with cfn-lint.
+# (-c skipBundling=true), then lint every template with cfn-lint, once per access mode.
 #  - cdk-nag's AwsSolutionsChecks runs during synthesis: any unacknowledged finding makes
 #    `cdk synth` exit non-zero, and so this script.
 #  - cfn-lint must report no error. W3005 (a DependsOn that a GetAtt already implies) is ignored:
@@ -14,33 +14,47 @@ if ! command -v cfn-lint >/dev/null 2>&1; then
   exit 1
 fi
 
-out="$(mktemp -d "${TMPDIR:-/tmp}/efs-messages-synth.XXXXXX")"
-trap 'rm -rf "$out"' EXIT
+# Every access mode (issue 10): the default (iam), jwt (with an example issuer and audience) and
+# public. Each is synthesised (cdk-nag) and linted on its own.
+MODES=(
+  "iam"
+  "jwt -c jwtIssuer=https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_EXAMPLE -c jwtAudience=example-client-id"
+  "public"
+)
+
+root="$(mktemp -d "${TMPDIR:-/tmp}/efs-messages-synth.XXXXXX")"
+trap 'rm -rf "$root"' EXIT
 
 # Type checking already ran (npm run typecheck): ts-node only transpiles here.
 export TS_NODE_TRANSPILE_ONLY=true CDK_DISABLE_CLI_TELEMETRY=true
-start=$SECONDS
-npx cdk synth --quiet --no-notices -c skipBundling=true -o "$out"
+lint_version=$(cfn-lint --version | awk '{print $2}')
+for spec in "${MODES[@]}"; do
+  read -r -a args <<<"$spec"
+  mode=${args[0]}
+  out="$root/$mode"
+  start=$SECONDS
+  npx cdk synth --quiet --no-notices -c skipBundling=true -c "access=$mode" "${args[@]:1}" -o "$out"
 
-shopt -s nullglob
-templates=("$out"/*.template.json)
-expected=$(node -e '
-  const m = require(process.argv[1]);
-  console.log(Object.values(m.artifacts).filter((a) => a.type === "aws:cloudformation:stack").length);
-' "$out/manifest.json")
-if (( ${#templates[@]} == 0 || ${#templates[@]} != expected )); then
-  echo "synth-and-lint: expected $expected templates, found ${#templates[@]}" >&2
-  exit 1
-fi
-echo "cdk synth + cdk-nag (AwsSolutions): ${#templates[@]} stacks, no unacknowledged finding ($((SECONDS - start)) s)"
+  shopt -s nullglob
+  templates=("$out"/*.template.json)
+  expected=$(node -e '
+    const m = require(process.argv[1]);
+    console.log(Object.values(m.artifacts).filter((a) => a.type === "aws:cloudformation:stack").length);
+  ' "$out/manifest.json")
+  if (( ${#templates[@]} == 0 || ${#templates[@]} != expected )); then
+    echo "synth-and-lint: access=$mode: expected $expected templates, found ${#templates[@]}" >&2
+    exit 1
+  fi
+  echo "access=$mode: cdk synth + cdk-nag (AwsSolutions): ${#templates[@]} stacks, no unacknowledged finding ($((SECONDS - start)) s)"
 
-set +e
-cfn-lint --ignore-checks W3005 -- "${templates[@]}"
-rc=$?
-set -e
-# cfn-lint's exit code is a bit mask: 2 = errors, 4 = warnings, 8 = informational; 1 = it failed.
-if (( rc & 3 )); then
-  echo "cfn-lint: errors in the synthesised templates (exit $rc)" >&2
-  exit 1
-fi
-echo "cfn-lint $(cfn-lint --version | awk '{print $2}'): ${#templates[@]} templates, no errors"
+  set +e
+  cfn-lint --ignore-checks W3005 -- "${templates[@]}"
+  rc=$?
+  set -e
+  # cfn-lint's exit code is a bit mask: 2 = errors, 4 = warnings, 8 = informational; 1 = it failed.
+  if (( rc & 3 )); then
+    echo "cfn-lint: access=$mode: errors in the synthesised templates (exit $rc)" >&2
+    exit 1
+  fi
+  echo "access=$mode: cfn-lint $lint_version: ${#templates[@]} templates, no errors"
+done

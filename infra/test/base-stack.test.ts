@@ -183,5 +183,8 @@ describe('base stack settings from context', () => {
     expect(() => synth({ context: { removalPolicy: 'snapshot' } })).toThrow(/removalPolicy/);
     expect(() => synth({ context: { logRetentionDays: '8' } })).toThrow(/logRetentionDays/);
     expect(() => synth({ context: { reservedConcurrency: '-1' } })).toThrow(/reservedConcurrency/);
+    // Function names are `<stackPrefix>-<binary>`: Lambda allows 64 characters.
+    expect(() => synth({ context: { stackPrefix: 'X'.repeat(60) } })).toThrow(/stackPrefix/);
+    expect(() => synth({ context: { stackPrefix: 'with.dot' } })).toThrow(/stackPrefix/);
   });
 });

@@ -24,6 +24,27 @@ describe('function stacks', () => {
     const json = template(binary);
     const t = Template.fromJSON(json);
     const fnId = () => resourcesOfType(json, 'AWS::Lambda::Function')[0][0];
+    const aliasId = () => resourcesOfType(json, 'AWS::Lambda::Alias')[0][0];
+
+    test('publishes a version and a `live` alias on it; no permission on the function itself', () => {
+      const versions = resourcesOfType(json, 'AWS::Lambda::Version');
+      expect(versions).toHaveLength(1);
+      expect(versions[0][1].Properties.FunctionName).toEqual({ Ref: fnId() });
+      const aliases = resourcesOfType(json, 'AWS::Lambda::Alias');
+      expect(aliases).toHaveLength(1);
+      expect(aliases[0][1].Properties).toMatchObject({
+        Name: 'live',
+        FunctionName: { Ref: fnId() },
+        FunctionVersion: { 'Fn::GetAtt': [versions[0][0], 'Version'] },
+      });
+      for (const [, permission] of resourcesOfType(json, 'AWS::Lambda::Permission')) {
+        expect(permission.Properties.FunctionName).toEqual({ Ref: aliasId() });
+      }
+    });
+
+    test('the function has a fixed name, the one the dashboard uses', () => {
+      t.hasResourceProperties('AWS::Lambda::Function', { FunctionName: functionStackName(binary) });
+    });
 
     test('one arm64 provided.al2023 function, 128 MB, 10 s timeout (< the HTTP API\'s 30 s)', () => {
       t.resourceCountIs('AWS::Lambda::Function', 1);
@@ -83,15 +104,17 @@ describe('function stacks', () => {
     });
 
     test('its own role: no managed policies, logs to its own group only', () => {
-      t.resourceCountIs('AWS::IAM::Role', 1);
+      // Two roles: the function's, and CodeDeploy's (see the deployment tests).
+      t.resourceCountIs('AWS::IAM::Role', 2);
       t.resourceCountIs('AWS::IAM::ManagedPolicy', 0);
-      const [[roleId, role]] = resourcesOfType(json, 'AWS::IAM::Role');
+      const [[, fn]] = resourcesOfType(json, 'AWS::Lambda::Function');
+      const roleId = fn.Properties.Role['Fn::GetAtt'][0];
+      expect(fn.Properties.Role).toEqual({ 'Fn::GetAtt': [roleId, 'Arn'] });
+      const role = json.Resources[roleId];
       expect(role.Properties.ManagedPolicyArns).toBeUndefined();
       expect(role.Properties.AssumeRolePolicyDocument.Statement).toEqual([
         { Action: 'sts:AssumeRole', Effect: 'Allow', Principal: { Service: 'lambda.amazonaws.com' } },
       ]);
-      const [[, fn]] = resourcesOfType(json, 'AWS::Lambda::Function');
-      expect(fn.Properties.Role).toEqual({ 'Fn::GetAtt': [roleId, 'Arn'] });
       const [[logGroupId]] = resourcesOfType(json, 'AWS::Logs::LogGroup');
       const logs = allStatements(json).find((s) => asList<string>(s.Action).includes('logs:PutLogEvents'));
       expect(logs).toEqual({
@@ -146,26 +169,26 @@ describe('function stacks', () => {
       expect(asList(fn.DependsOn)).toContain(policyId);
     });
 
-    test('its routes, bound to its own function through one payload-2.0 proxy integration', () => {
+    test('its routes, bound to its own function\'s live alias through one payload-2.0 proxy integration', () => {
       const integrations = resourcesOfType(json, 'AWS::ApiGatewayV2::Integration');
       expect(integrations).toHaveLength(1);
       const [[integrationId, integration]] = integrations;
       expect(integration.Properties).toMatchObject({
         IntegrationType: 'AWS_PROXY',
         PayloadFormatVersion: '2.0',
-        IntegrationUri: { 'Fn::GetAtt': [fnId(), 'Arn'] },
+        IntegrationUri: { Ref: aliasId() },
       });
       const expected = CONTRACT_ROUTES.filter(([, , f]) => f === binary).map(([m, p]) => `${m} ${p}`);
       const routes = resourcesOfType(json, 'AWS::ApiGatewayV2::Route');
       expect(routes.map(([, r]) => r.Properties.RouteKey).sort()).toEqual(expected.sort());
       for (const [, route] of routes) {
         expect(route.Properties.Target).toEqual({ 'Fn::Join': ['', ['integrations/', { Ref: integrationId }]] });
-        expect(route.Properties.AuthorizationType).toBe('NONE');
+        expect(route.Properties.AuthorizationType).toBe('AWS_IAM'); // the default: access=iam
         expect(JSON.stringify(route.Properties.ApiId)).toMatch(/"StackName":"EfsMessages-base".*PublishOutputRefApiHttpApi/);
       }
     });
 
-    test('one invoke permission per route, for API Gateway, scoped to the route\'s path', () => {
+    test('one invoke permission per route, for API Gateway, on the live alias, scoped to the route\'s path', () => {
       const permissions = resourcesOfType(json, 'AWS::Lambda::Permission');
       const paths = CONTRACT_ROUTES.filter(([, , f]) => f === binary).map(([, p]) => p);
       expect(permissions).toHaveLength(paths.length);
@@ -174,7 +197,7 @@ describe('function stacks', () => {
         expect(permission.Properties).toMatchObject({
           Action: 'lambda:InvokeFunction',
           Principal: 'apigateway.amazonaws.com',
-          FunctionName: { 'Fn::GetAtt': [fnId(), 'Arn'] },
+          FunctionName: { Ref: aliasId() },
         });
         const parts = permission.Properties.SourceArn['Fn::Join'][1];
         suffixes.push(parts[parts.length - 1]);
@@ -215,10 +238,15 @@ describe('function stacks', () => {
     }
   });
 
-  test('no wildcard actions in any policy of any stack', () => {
+  test('no wildcard actions in any policy of any stack (but the two documented ones of the alarm key)', () => {
     let count = 0;
+    let keyExceptions = 0;
     for (const json of Object.values(templates)) {
       for (const statement of allStatements(json)) {
+        if (isKeyAdminDelegation(json, statement) || isCloudWatchKeyUse(json, statement)) {
+          keyExceptions++;
+          continue;
+        }
         expect(statement.NotAction).toBeUndefined();
         for (const action of asList<string>(statement.Action)) {
           count++;
@@ -227,6 +255,7 @@ describe('function stacks', () => {
       }
     }
     expect(count).toBeGreaterThan(10);
+    expect(keyExceptions).toBe(2);
   });
 
   test('ClientRootAccess is allowed nowhere', () => {
@@ -271,6 +300,30 @@ describe('function stacks', () => {
     }
   });
 });
+
+/**
+ * The KMS key policy's standard statement that lets the account's IAM policies manage the key
+ * (`kms:*` for the account root): without it nobody could administer or delete the key.
+ */
+function isKeyAdminDelegation(json: any, statement: any): boolean {
+  const keyPolicies = resourcesOfType(json, 'AWS::KMS::Key').map(([, k]) => k.Properties.KeyPolicy.Statement);
+  return (
+    keyPolicies.some((statements: any[]) => statements.includes(statement)) &&
+    statement.Action === 'kms:*' &&
+    JSON.stringify(statement.Principal).includes(':root') &&
+    statement.Resource === '*'
+  );
+}
+
+/** The key policy's statement for CloudWatch alarms publishing to the encrypted topic (AWS's documented one). */
+function isCloudWatchKeyUse(json: any, statement: any): boolean {
+  const keyPolicies = resourcesOfType(json, 'AWS::KMS::Key').map(([, k]) => k.Properties.KeyPolicy.Statement);
+  return (
+    keyPolicies.some((statements: any[]) => statements.includes(statement)) &&
+    JSON.stringify(statement.Principal) === JSON.stringify({ Service: 'cloudwatch.amazonaws.com' }) &&
+    JSON.stringify(asList(statement.Action).sort()) === JSON.stringify(['kms:Decrypt', 'kms:GenerateDataKey*'])
+  );
+}
 
 describe('function settings from context', () => {
   test('reservedConcurrency is configurable, and `none` reserves nothing', () => {

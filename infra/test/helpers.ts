@@ -25,6 +25,17 @@ export const CONTRACT_ROUTES: ReadonlyArray<readonly [string, string, string]> =
   ['DELETE', '/messages/{id}', 'delete-messages'],
 ];
 
+/** Context of each access mode (`jwt` needs an issuer and an audience). */
+export const ACCESS_CONTEXT: Record<'iam' | 'jwt' | 'public', Record<string, string>> = {
+  iam: {},
+  jwt: {
+    access: 'jwt',
+    jwtIssuer: 'https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_EXAMPLE',
+    jwtAudience: 'example-client-id',
+  },
+  public: { access: 'public' },
+};
+
 export const FUNCTION_NAMES = ['get-messages', 'post-message', 'delete-messages'];
 export const BASE_STACK = 'EfsMessages-base';
 export const functionStackName = (binary: string) => `EfsMessages-${binary}`;

@@ -1,6 +1,6 @@
 import { appendFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { BASE_STACK, copyWorkspace, FUNCTION_NAMES, functionStackName, resourcesOfType, synth } from './helpers';
+import { ACCESS_CONTEXT, BASE_STACK, copyWorkspace, FUNCTION_NAMES, functionStackName, resourcesOfType, synth } from './helpers';
 
 /** Appends a comment to one Rust source file of a crate: a code change that builds the same. */
 function touchCrate(root: string, crateDir: string): string {
@@ -22,12 +22,23 @@ describe('independent deploys: changing one function\'s code changes only its st
     expect(Object.keys(after.templateText).sort()).toEqual([BASE_STACK, ...FUNCTION_NAMES.map(functionStackName)].sort());
   });
 
-  test('the get-messages stack changed, and only in its code asset', () => {
+  test('the get-messages stack changed: its code asset, hence a new version, which the live alias deploys', () => {
     const name = functionStackName('get-messages');
     expect(after.templateText[name]).not.toEqual(before.templateText[name]);
     expect(codeKey(after.templates[name])).not.toEqual(codeKey(before.templates[name]));
-    // Apart from the asset key (and its mention in the asset metadata) the templates are equal.
-    const normalise = (t: any) => JSON.stringify(t).split(codeKey(t).replace(/\.zip$/, '')).join('<asset>');
+    const [[versionBefore]] = resourcesOfType(before.templates[name], 'AWS::Lambda::Version');
+    const [[versionAfter]] = resourcesOfType(after.templates[name], 'AWS::Lambda::Version');
+    // A new version resource: CloudFormation publishes it, and CodeDeploy shifts `live` to it.
+    expect(versionAfter).not.toEqual(versionBefore);
+    const [[, alias]] = resourcesOfType(after.templates[name], 'AWS::Lambda::Alias');
+    expect(alias.Properties.FunctionVersion).toEqual({ 'Fn::GetAtt': [versionAfter, 'Version'] });
+    expect(alias.UpdatePolicy.CodeDeployLambdaAliasUpdate).toBeDefined();
+    // Apart from the asset key (and its mention in the asset metadata) and the version's logical
+    // id, the templates are equal: same deployment group, alarms, routes and permissions.
+    const normalise = (t: any) => {
+      const [[version]] = resourcesOfType(t, 'AWS::Lambda::Version');
+      return JSON.stringify(t).split(codeKey(t).replace(/\.zip$/, '')).join('<asset>').split(version).join('<version>');
+    };
     expect(normalise(after.templates[name])).toEqual(normalise(before.templates[name]));
   });
 
@@ -56,5 +67,42 @@ describe('independent deploys: changing one function\'s code changes only its st
       const name = functionStackName(binary);
       expect(codeKey(shared.templates[name])).not.toEqual(codeKey(after.templates[name]));
     }
+  });
+});
+
+describe('independent deploys: changing `access` moves the routes, never the binaries', () => {
+  const modes = Object.fromEntries(
+    (Object.keys(ACCESS_CONTEXT) as Array<keyof typeof ACCESS_CONTEXT>).map((mode) => [mode, synth({ context: ACCESS_CONTEXT[mode] })]),
+  );
+  const zipKeys = (result: ReturnType<typeof synth>, binary: string): string[] => {
+    const stack = result.assembly.getStackByName(functionStackName(binary));
+    const assetManifest = stack.dependencies.find((d) => d.id === `${stack.id}.assets`) as any;
+    return (Object.values(assetManifest.contents.files ?? {}) as any[])
+      .filter((f) => f.source.packaging === 'zip')
+      .flatMap((f) => Object.values(f.destinations).map((d: any) => d.objectKey));
+  };
+
+  test.each(FUNCTION_NAMES)('%s: the same code asset in iam, jwt and public mode', (binary) => {
+    const name = functionStackName(binary);
+    const keys = Object.values(modes).map((m) => codeKey(m.templates[name]));
+    expect(keys[0]).toMatch(/^[0-9a-f]{64}\.zip$/);
+    expect(new Set(keys).size).toBe(1);
+    const published = Object.values(modes).map((m) => zipKeys(m, binary));
+    expect(published[0]).toEqual([keys[0]]);
+    for (const p of published) {
+      expect(p).toEqual(published[0]);
+    }
+  });
+
+  test.each(FUNCTION_NAMES)('%s: only routes and authorizers differ between modes', (binary) => {
+    const name = functionStackName(binary);
+    const withoutAccess = (template: any) =>
+      Object.entries(template.Resources)
+        .filter(([, r]: [string, any]) => !['AWS::ApiGatewayV2::Route', 'AWS::ApiGatewayV2::Authorizer'].includes(r.Type))
+        .map(([id, r]) => JSON.stringify([id, r]));
+    const iam = withoutAccess(modes.iam.templates[name]);
+    expect(iam.length).toBeGreaterThan(5);
+    expect(withoutAccess(modes.jwt.templates[name])).toEqual(iam);
+    expect(withoutAccess(modes.public.templates[name])).toEqual(iam);
   });
 });

@@ -3,36 +3,69 @@ import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { BASE_STACK, FUNCTION_NAMES, functionStackName, synth } from './helpers';
+import { ACCESS_CONTEXT, BASE_STACK, FUNCTION_NAMES, functionStackName, synth } from './helpers';
+
+const ROUTES = [
+  ['get-messages', 'RouteGET'],
+  ['get-messages', 'RouteGETmessages'],
+  ['get-messages', 'RouteGETmessagesid'],
+  ['post-message', 'RoutePOST'],
+  ['post-message', 'RoutePOSTmessages'],
+  ['delete-messages', 'RouteDELETE'],
+  ['delete-messages', 'RouteDELETEmessages'],
+  ['delete-messages', 'RouteDELETEmessagesid'],
+].map(([f, route]) => `${functionStackName(f)}/Handler/${route}/Resource`);
+
+/** cdk-nag's name for a wildcard route ARN of the iam-mode policies. */
+const routeArnFinding = (method: string, path: string) =>
+  `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:execute-api:<AWS::Region>:<AWS::AccountId>:<ApiHttpApi4C294DC0>/$default/${method}/${path}]`;
 
 /**
  * Every AwsSolutions finding of the app, and so every acknowledgement in lib/ (each carries its
- * reason in code). A new finding fails synthesis; a finding that disappears fails this list, so
- * no acknowledgement outlives its reason.
+ * reason in code), per access mode. A new finding fails synthesis; a finding that disappears fails
+ * this list, so no acknowledgement outlives its reason.
  */
-const EXPECTED_ACKNOWLEDGED_FINDINGS: Record<string, string[]> = {
+const COMMON_FINDINGS: Record<string, string[]> = {
   'AwsSolutions-VPC7': [`${BASE_STACK}/Storage/Vpc/Resource`],
   'AwsSolutions-IAM5[Resource::*]': FUNCTION_NAMES.map((f) => `${functionStackName(f)}/Handler/Role/DefaultPolicy/Resource`),
-  'AwsSolutions-APIG4': [
-    ['get-messages', 'RouteGET'],
-    ['get-messages', 'RouteGETmessages'],
-    ['get-messages', 'RouteGETmessagesid'],
-    ['post-message', 'RoutePOST'],
-    ['post-message', 'RoutePOSTmessages'],
-    ['delete-messages', 'RouteDELETE'],
-    ['delete-messages', 'RouteDELETEmessages'],
-    ['delete-messages', 'RouteDELETEmessagesid'],
-  ].map(([f, route]) => `${functionStackName(f)}/Handler/${route}/Resource`),
+  // CodeDeploy's service role per function (CDK always attaches this AWS-managed policy).
+  'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSCodeDeployRoleForLambdaLimited]': FUNCTION_NAMES.map(
+    (f) => `${functionStackName(f)}/Deployment/Group/ServiceRole/Resource`,
+  ),
+};
+const EXPECTED_ACKNOWLEDGED_FINDINGS: Record<keyof typeof ACCESS_CONTEXT, Record<string, string[]>> = {
+  // The policies' only wildcard is the {id} of GET and DELETE /messages/{id}.
+  iam: {
+    ...COMMON_FINDINGS,
+    [routeArnFinding('GET', 'messages/*')]: ['reader', 'writer', 'admin'].map((t) => `${BASE_STACK}/Access/${t}/Resource`),
+    [routeArnFinding('DELETE', 'messages/*')]: [`${BASE_STACK}/Access/admin/Resource`],
+  },
+  jwt: COMMON_FINDINGS,
+  // Only an explicitly public API leaves its routes without authorization.
+  public: { ...COMMON_FINDINGS, 'AwsSolutions-APIG4': ROUTES },
 };
 
-describe('cdk-nag AwsSolutionsChecks', () => {
-  const result = synth();
+describe.each(Object.keys(ACCESS_CONTEXT) as Array<keyof typeof ACCESS_CONTEXT>)('cdk-nag AwsSolutionsChecks, access=%s', (mode) => {
+  const result = synth({ context: ACCESS_CONTEXT[mode] });
+  const reportedViolations = (): any[] => {
+    const report = JSON.parse(readFileSync(join(result.outdir, 'validation-report.json'), 'utf8'));
+    return (report.pluginReports ?? []).flatMap((r: any) => r.violations ?? []);
+  };
 
   test('synthesis (which runs the checks over every stack) leaves no unacknowledged finding', () => {
-    const report = JSON.parse(readFileSync(join(result.outdir, 'validation-report.json'), 'utf8'));
-    const violations = (report.pluginReports ?? []).flatMap((r: any) => r.violations ?? []);
+    const violations = reportedViolations().filter((v: any) => !v.ruleName.startsWith('Annotation::'));
     expect(violations).toEqual([]);
     expect(Object.keys(result.templates)).toHaveLength(1 + FUNCTION_NAMES.length);
+  });
+
+  test(`synthesis ${mode === 'public' ? 'warns' : 'does not warn'} that the API is open to the internet`, () => {
+    const warnings = reportedViolations().filter((v: any) => v.ruleName === 'Annotation::@efs-messages:publicApi');
+    if (mode === 'public') {
+      expect(warnings).toHaveLength(1);
+      expect(warnings[0]).toMatchObject({ severity: 'warning', description: expect.stringMatching(/OPEN TO THE INTERNET/) });
+    } else {
+      expect(warnings).toEqual([]);
+    }
   });
 
   test('the acknowledged findings are exactly the documented ones', () => {
@@ -44,10 +77,14 @@ describe('cdk-nag AwsSolutionsChecks', () => {
     for (const violation of raw.violations) {
       found[violation.ruleName] = violation.violatingResources.map((r: any) => r.constructPath).sort();
     }
-    const expected = Object.fromEntries(Object.entries(EXPECTED_ACKNOWLEDGED_FINDINGS).map(([k, v]) => [k, [...v].sort()]));
+    const expected = Object.fromEntries(
+      Object.entries(EXPECTED_ACKNOWLEDGED_FINDINGS[mode]).map(([k, v]) => [k, [...v].sort()]),
+    );
     expect(found).toEqual(expected);
   });
+});
 
+describe('cdk-nag AwsSolutionsChecks', () => {
   test('an unacknowledged finding fails synthesis', () => {
     const app = new App();
     const stack = new Stack(app, 'Bad');
