@@ -7,6 +7,7 @@ import { MessagesApi } from './api';
 import { DashboardFunction, OperationsDashboard } from './dashboard';
 import { DeploymentStyle, SafeDeployment } from './deployment';
 import { DEFAULT_RESERVED_CONCURRENCY, FUNCTION_TIMEOUT, MessageFunction } from './function';
+import { deletesEverything, ReclaimSchedule } from './reclaim';
 import { MessageStorage } from './storage';
 import { Route, WorkspaceFunction } from './workspace';
 
@@ -125,6 +126,8 @@ export class FunctionStack extends Stack {
   readonly messageFunction: MessageFunction;
   readonly alarms: FunctionAlarms;
   readonly deployment: SafeDeployment;
+  /** The function that deletes everything also reclaims the space, on a schedule. */
+  readonly reclaimSchedule?: ReclaimSchedule;
 
   constructor(scope: Construct, id: string, props: FunctionStackProps) {
     super(scope, id, props);
@@ -155,6 +158,9 @@ export class FunctionStack extends Stack {
       style: props.deployment,
       rollbackAlarm: this.alarms.errors,
     });
+    if (deletesEverything(props.fn.routes)) {
+      this.reclaimSchedule = new ReclaimSchedule(this, 'Reclaim', { target: fn.alias });
+    }
     new CfnOutput(this, 'FunctionName', { value: this.messageFunction.function.functionName });
   }
 }

@@ -14,13 +14,14 @@ use std::{
     collections::VecDeque,
     ffi::CStr,
     io,
+    mem::MaybeUninit,
     os::fd::OwnedFd,
     path::Path,
     sync::Arc,
     time::{SystemTime, UNIX_EPOCH},
 };
 
-use rustix::fs::{Dir, Mode, OFlags, CWD};
+use rustix::fs::{Mode, OFlags, RawDir, CWD};
 
 use super::{
     cutoff,
@@ -112,7 +113,7 @@ fn now_millis() -> u64 {
 #[derive(Debug, Clone)]
 pub(crate) struct Found {
     pub id: MessageId,
-    pub leaf: Arc<Dir>,
+    pub leaf: Arc<OwnedFd>,
 }
 
 #[derive(Debug)]
@@ -120,7 +121,7 @@ enum Item {
     /// A directory to list, opened relative to its parent's handle.
     Dir {
         bucket: Bucket,
-        parent: Arc<Dir>,
+        parent: Arc<OwnedFd>,
     },
     /// The messages directory's other top-level directories, beyond `probed` in the page's
     /// order (all of them when nothing was probed).
@@ -150,7 +151,7 @@ impl Item {
 
 /// An ordered walk over the messages under one directory.
 pub(crate) struct Walk {
-    root: Arc<Dir>,
+    root: Arc<OwnedFd>,
     /// The messages directory's path, to read the cut-off by.
     dir: Arc<Path>,
     range: Range,
@@ -171,7 +172,7 @@ impl Walk {
         order: Order,
         after: Option<MessageId>,
     ) -> io::Result<Self> {
-        let root = Arc::new(Dir::new(open_dir(CWD, &*dir, true)?)?);
+        let root = Arc::new(open_dir(CWD, &*dir, true)?);
         let cutoff_pending = !(order == Order::Asc && after.is_none());
         let cutoff = if cutoff_pending {
             0
@@ -255,7 +256,7 @@ impl Walk {
                 }
             }
             let mut slots: Vec<Option<Item>> = self.frontier.drain(..).map(Some).collect();
-            let jobs: Vec<(Item, Arc<Dir>, Range)> = chosen
+            let jobs: Vec<(Item, Arc<OwnedFd>, Range)> = chosen
                 .iter()
                 .filter_map(|&position| slots[position].take())
                 .map(|item| (item, Arc::clone(&self.root), self.range))
@@ -332,12 +333,12 @@ impl Walk {
 ///
 /// Also returns how many children the directory had before the range filtered them: how dense
 /// directories of its level are, which estimates how much listing the rest of the page needs.
-fn expand(item: Item, root: &Arc<Dir>, range: &Range) -> io::Result<(Vec<Item>, usize)> {
+fn expand(item: Item, root: &Arc<OwnedFd>, range: &Range) -> io::Result<(Vec<Item>, usize)> {
     match item {
         Item::Found(found) => Ok((vec![Item::Found(found)], 1)),
         Item::Tops { probed } => {
-            let mut reader = Dir::new(open_dir(root.fd()?, ".", false)?)?;
-            let all: Vec<Bucket> = names(&mut reader)?
+            let listing = open_dir(&**root, ".", false)?;
+            let all: Vec<Bucket> = names(&listing)?
                 .iter()
                 .filter_map(|name| Bucket::top_named(name))
                 .collect();
@@ -362,20 +363,18 @@ fn expand(item: Item, root: &Arc<Dir>, range: &Range) -> io::Result<(Vec<Item>, 
             Ok((items, count))
         }
         Item::Dir { bucket, parent } => {
-            let mut reader = match open_dir(parent.fd()?, bucket.name(), false)
-                .and_then(|fd| Ok(Dir::new(fd)?))
-            {
-                Ok(reader) => reader,
+            let handle = match open_dir(&*parent, bucket.name(), false) {
+                Ok(handle) => handle,
                 // Not there (a probe that missed, or reclaimed meanwhile): nothing in it.
                 Err(e) if is_absent(&e) => return Ok((Vec::new(), 0)),
                 Err(e) => return Err(e),
             };
-            let names = match names(&mut reader) {
+            let names = match names(&handle) {
                 Ok(names) => names,
                 Err(e) if is_absent(&e) => return Ok((Vec::new(), 0)),
                 Err(e) => return Err(e),
             };
-            let handle = Arc::new(reader);
+            let handle = Arc::new(handle);
             if bucket.level == Level::Leaf {
                 let ours: Vec<MessageId> = names
                     .iter()
@@ -436,9 +435,15 @@ pub(crate) fn open_dir<Fd: rustix::fd::AsFd, P: rustix::path::Arg>(
 }
 
 /// Every name in a directory opened for listing (`.` and `..` left out).
-pub(crate) fn names(reader: &mut Dir) -> io::Result<Vec<String>> {
+///
+/// It reads with a 32 KiB buffer: on EFS every `getdents` the client cannot serve from its cache
+/// is a READDIR round trip, and a small buffer (rustix's `Dir` starts at 768 bytes, a dozen
+/// names) would make one per dozen names.
+pub(crate) fn names(dir: &OwnedFd) -> io::Result<Vec<String>> {
+    let mut buffer = vec![MaybeUninit::<u8>::uninit(); 32 * 1024];
+    let mut reader = RawDir::new(dir, &mut buffer);
     let mut names = Vec::new();
-    while let Some(entry) = reader.read() {
+    while let Some(entry) = reader.next() {
         let entry = entry?;
         let name: &CStr = entry.file_name();
         if let Ok(text) = name.to_str() {

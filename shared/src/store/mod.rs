@@ -342,14 +342,12 @@ fn read_message(dir: &Path, id: MessageId) -> Result<Option<Message>, StoreError
 
 /// Reads a message the walk found, relative to its leaf directory.
 fn read_found(found: &Found) -> Result<Option<Message>, StoreError> {
-    let opened = found.leaf.fd().and_then(|leaf| {
-        rustix::fs::openat(
-            leaf,
-            found.id.to_string(),
-            OFlags::RDONLY | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-    });
+    let opened = rustix::fs::openat(
+        &*found.leaf,
+        found.id.to_string(),
+        OFlags::RDONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+    );
     let mut file = match opened {
         Ok(fd) => File::from(fd),
         Err(rustix::io::Errno::NOENT) => return Ok(None),

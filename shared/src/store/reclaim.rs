@@ -20,7 +20,7 @@ use std::{
     time::{Duration, Instant, SystemTime},
 };
 
-use rustix::fs::{AtFlags, Dir, CWD};
+use rustix::fs::{AtFlags, CWD};
 
 use super::{
     crash_point, cutoff, duration_millis,
@@ -81,8 +81,8 @@ pub(super) async fn run(dir: Arc<Path>, budget: ReclaimBudget) -> Result<Reclaim
             cutoff,
             removable_before,
         };
-        let mut reader = Dir::new(open_dir(CWD, &*root_dir, false)?)?;
-        let mut tops: Vec<Bucket> = names(&mut reader)?
+        let listing = open_dir(CWD, &*root_dir, false)?;
+        let mut tops: Vec<Bucket> = names(&listing)?
             .iter()
             .filter_map(|name| Bucket::top_named(name))
             .filter(|top| bounds.condemns(*top))
@@ -130,12 +130,12 @@ async fn children(
 ) -> Result<Vec<Bucket>, StoreError> {
     let path = dir.join(parent.relative_path());
     blocking(move || {
-        let mut reader = match open_dir(CWD, &path, false).and_then(|fd| Ok(Dir::new(fd)?)) {
-            Ok(reader) => reader,
+        let listing = match open_dir(CWD, &path, false) {
+            Ok(listing) => listing,
             Err(e) if is_absent(&e) => return Ok(Vec::new()),
             Err(e) => return Err(e),
         };
-        let mut children: Vec<Bucket> = names(&mut reader)?
+        let mut children: Vec<Bucket> = names(&listing)?
             .iter()
             .filter_map(|name| parent.child_named(name))
             .filter(|child| bounds.condemns(*child))
@@ -179,13 +179,13 @@ fn remove_dir(path: &Path) -> io::Result<usize> {
 fn clear_leaf(dir: &Path, leaf: Bucket, bounds: Bounds) -> io::Result<Reclaimed> {
     let mut done = Reclaimed::default();
     let path = dir.join(leaf.relative_path());
-    let mut reader = match open_dir(CWD, &path, false).and_then(|fd| Ok(Dir::new(fd)?)) {
-        Ok(reader) => reader,
+    let listing = match open_dir(CWD, &path, false) {
+        Ok(listing) => listing,
         Err(e) if is_absent(&e) => return Ok(done),
         Err(e) => return Err(e),
     };
-    let names = names(&mut reader)?;
-    let handle = reader.fd()?;
+    let names = names(&listing)?;
+    let handle = &listing;
     let stale_before = SystemTime::now() - STALE_TEMPORARY_AGE;
     for name in names {
         let condemned = match MessageId::parse(&name) {
@@ -214,7 +214,7 @@ fn clear_leaf(dir: &Path, leaf: Bucket, bounds: Bounds) -> io::Result<Reclaimed>
         }
         crash_point("reclaim.unlinked");
     }
-    drop(reader);
+    drop(listing);
     if bounds.removable(leaf) {
         done.directories += remove_dir(&path)?;
     }
