@@ -21,7 +21,7 @@ use std::{
 };
 
 use arbitrary::{Arbitrary, Unstructured};
-use lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpRequest;
+use lambda_http::aws_lambda_events::{apigw::ApiGatewayV2httpRequest, query_map::QueryMap};
 use serde_json::{json, Value};
 use shared::{lambda, store::ReclaimBudget, AppState, Config};
 
@@ -142,6 +142,7 @@ pub fn check_input(input: &Input) {
             .map(|b| b.as_ref())
             .unwrap_or_default();
         verify_answer(input.function, response.status_code, body);
+        verify_listing_order(input, response.status_code, body);
     });
     assert_eq!(
         outside_entries(root),
@@ -193,6 +194,36 @@ pub fn verify_answer(function: Function, status: i64, body: &[u8]) {
         );
     } else if status == 201 || (status == 200 && !matches!(function, Function::Get)) {
         let _: Value = serde_json::from_slice(body).expect("a success body is JSON");
+    }
+}
+
+/// A listing keeps its order: ids strictly increasing oldest first, strictly decreasing newest
+/// first (`order=desc`), and `next` is the last id of a page that has one. Panics otherwise.
+pub fn verify_listing_order(input: &Input, status: i64, body: &[u8]) {
+    if status != 200 || !matches!(input.function, Function::Get) {
+        return;
+    }
+    let Ok(listing) = serde_json::from_slice::<Value>(body) else {
+        return; // a message's raw bytes, not a listing
+    };
+    let Some(messages) = listing.get("messages").and_then(Value::as_array) else {
+        return;
+    };
+    let ids: Vec<&str> = messages
+        .iter()
+        .map(|m| m["id"].as_str().expect("every listed message has an id"))
+        .collect();
+    let query: QueryMap = input.raw_query.parse().unwrap_or_default();
+    let newest_first = query.first("order") == Some("desc");
+    for pair in ids.windows(2) {
+        if newest_first {
+            assert!(pair[0] > pair[1], "not newest first: {pair:?}");
+        } else {
+            assert!(pair[0] < pair[1], "not oldest first: {pair:?}");
+        }
+    }
+    if let Some(next) = listing["next"].as_str() {
+        assert_eq!(Some(&next), ids.last(), "next is the page's last id");
     }
 }
 

@@ -83,3 +83,53 @@ fn hostile_inputs_pass_the_oracle() {
         }
     }
 }
+
+#[test]
+fn the_oracle_checks_the_order_of_listings() {
+    use conformance::{verify_listing_order, Function, Input};
+    let input = |raw_query: &str| Input {
+        function: Function::Get,
+        method: "GET".into(),
+        raw_path: "/messages".into(),
+        path_id: None,
+        raw_query: raw_query.into(),
+        headers: Vec::new(),
+        cookies: None,
+        body: None,
+        base64: false,
+        seed_message: false,
+    };
+    let (a, b) = (
+        "01936b2e-1e2d-7c3a-8b4c-5d6e7f8a9b0c",
+        "01936b2e-1e2e-7c3a-8b4c-5d6e7f8a9b0c",
+    );
+    let page = |first: &str, second: &str, next: Option<&str>| {
+        serde_json::json!({ "messages": [{ "id": first }, { "id": second }], "next": next })
+            .to_string()
+            .into_bytes()
+    };
+    verify_listing_order(&input("limit=2"), 200, &page(a, b, Some(b)));
+    verify_listing_order(&input("order=desc"), 200, &page(b, a, None));
+    verify_listing_order(&input("%6Frder=desc"), 200, &page(b, a, Some(a)));
+    for (query, body) in [
+        ("", page(b, a, None)),
+        ("order=desc", page(a, b, None)),
+        ("order=asc", page(a, a, None)),
+        ("", page(a, b, Some(a))),
+    ] {
+        let caught = std::panic::catch_unwind(|| verify_listing_order(&input(query), 200, &body));
+        assert!(
+            caught.is_err(),
+            "{query:?} {}",
+            String::from_utf8_lossy(&body)
+        );
+    }
+    // Then run real listings in both orders through the oracle, on a store with messages.
+    for query in ["order=desc&limit=3", "limit=3", "order=asc&limit=1"] {
+        let mut input = input(query);
+        input.seed_message = true;
+        for _ in 0..4 {
+            conformance::check_input(&input);
+        }
+    }
+}
