@@ -1552,13 +1552,19 @@ def lambda_plot(lam, path):
         (axes[1][0], "CPU per page of 100 (worst variant)",
          lambda w, mb, c, d: worst_page(w, mb, c, d, "cpu_ms_per_request"), "ms of CPU"),
     ]
+    bursts = [(c, d) for c, d in datasets_of(lam) if d.startswith("burst")]
     for ax, title, get, unit in panels:
         for mb in mems:
             pts = series(mb, get)
             if pts:
-                ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o",
-                        label=f"{mb} MB" + (" (full CPU)" if mb >= L.FULL_CPU_MB else
-                                            f" ({100 * mb / L.FULL_CPU_MB:.1f} % of a CPU)"))
+                line, = ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o",
+                                label=f"{mb} MB" + (" (full CPU)" if mb >= L.FULL_CPU_MB else
+                                                    f" ({100 * mb / L.FULL_CPU_MB:.1f} % of a CPU)"))
+                for count, dataset in bursts:
+                    v = get(where, mb, count, dataset)
+                    if v is not None:
+                        ax.plot([count], [v], marker="x", markersize=10, ls="none",
+                                color=line.get_color(), label=f"{mb} MB, {dataset}")
         if unit == "ms of CPU" and where == "latfs":
             pts = series(L.FULL_CPU_MB, get, "local")
             if pts:
@@ -1570,8 +1576,16 @@ def lambda_plot(lam, path):
         ax.set_ylabel(unit)
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8)
-    axes[0][0].axhline(60, color="grey", ls=":", lw=1)
-    axes[0][0].axhline(20, color="grey", ls=":", lw=1)
+    for y, text in ((60, "target at 128 MB: 60 ms"), (20, "target at full CPU: 20 ms")):
+        axes[0][0].axhline(y, color="grey", ls=":", lw=1)
+        axes[0][0].annotate(text, (0.01, y), xycoords=("axes fraction", "data"), fontsize=7,
+                            color="grey", va="bottom")
+    axes[0][1].axhline(1000, color="grey", ls=":", lw=1)
+    axes[0][1].annotate("target at 128 MB: 1 s", (0.01, 1000), xycoords=("axes fraction", "data"),
+                        fontsize=7, color="grey", va="bottom")
+    axes[1][0].axhline(2, color="grey", ls=":", lw=1)
+    axes[1][0].annotate("target on local disk: 2 ms", (0.01, 2), xycoords=("axes fraction", "data"),
+                        fontsize=7, color="grey", va="bottom")
     # Power tuning: p50 against memory.
     ax = axes[1][1]
     count = lam["tuning_count"]
@@ -1586,6 +1600,7 @@ def lambda_plot(lam, path):
             ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=OP_LABELS[op])
     ax.set_xscale("log")
     ax.set_yscale("log")
+    ax.minorticks_off()
     ax.set_xticks(lam["memory_tuning"])
     ax.set_xticklabels([str(m) for m in lam["memory_tuning"]])
     ax.set_title(f"power tuning at {count:,} stored: p50 against memory")
