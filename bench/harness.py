@@ -1,23 +1,28 @@
 #!/usr/bin/env python3
-"""The benchmark harness: one driver for every design, file system and function.
+"""The benchmark harness: the Lambda model, the in-process design comparison, the functions.
 
-Run through ``bench/run.sh`` (which builds what this needs); see ``bench/README.md``.
+Run through ``bench/run.sh`` (which builds what this needs); see ``bench/README.md`` and the
+Method section of ``BENCHMARKS.md``.
 
 What it does, in order:
 
-1. Machine facts (nproc, CPU model, kernel, memory, file system of the work directory).
-2. Starts the latency file system (``latfs``, FUSE) over a backing directory, or explains why it
-   cannot and goes on with local disk alone. Probes how the kernel overlaps requests on it.
-3. For each file system (local disk, latfs), each stored count (10, 1,000, 10,000; 100,000 for
-   DELETE all on local disk) and each design (the original pattern in Python, the naive per-file
-   design, ours), times: POST (p50/p99), GET of one 100-message page (first, middle, last), GET
-   by id, DELETE all. Every design gets the same requests and message bodies through the same
-   line protocol; each times its own handler calls (``time.perf_counter_ns`` in Python,
-   ``Instant`` in Rust), so no inter-process overhead is in the figures. On latfs the
-   operations the file system saw are counted per request (from latfs's statistics socket).
-4. Per function: ``bootstrap.zip`` size, process start to ready, peak RSS (each release binary
-   against a small mock of the Lambda Runtime API).
-5. Writes ``results/results.json``, ``results/report.md`` and ``results/latency.png``.
+1. Machine facts (nproc, CPU model, kernel, memory, file system of the work directory) and how
+   busy the CPUs are (before the run, and every second during it).
+2. The Lambda model (``bench/lambdasim.py`` for the parts): mounts the latency file system
+   (``latfs``, FUSE); for each stored count (10 to 1,000,000, ``--sizes``) seeds the store
+   straight into latfs's backing directory, ids on a timeline (and a burst dataset); runs the
+   release binaries (``target/release/<function>``) one process per instance through a Runtime
+   API server of its own, each in a cgroup with Lambda's CPU share for its memory size (128 and
+   1,769 MB; 256, 512 and 1,024 too at the power-tuning count); times pages of 100 (first,
+   middle, last, asc and desc), GET by id, POST, DELETE by id, DELETE all and init; CPU time per
+   request, peak RSS, threads. The same pages again on local disk, for their CPU cost.
+3. The in-process comparison (``--skip-designs`` to leave out): the original pattern in Python,
+   the naive per-file design and ours, through one line protocol, on local disk and on latfs,
+   with latfs's request counts; probes of how the kernel overlaps requests on latfs.
+4. Per function (``--skip-functions``): ``bootstrap.zip`` size, start to ready and peak RSS with
+   256 KiB messages (full CPU).
+5. Writes ``results/results.json``, ``results/report.md``, ``results/latency.png`` (the Lambda
+   model) and ``results/latency-designs.png`` (the comparison).
 """
 
 import argparse
