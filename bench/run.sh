@@ -3,7 +3,7 @@
 # and stops the latency file system itself and runs every function instance at Lambda's CPU
 # share for its memory size (cgroup v1 CPU quota; needs root). See bench/README.md.
 #
-#   bench/run.sh                  full run (10-20 minutes on 2 cores once built: 8.3 min on the old store)
+#   bench/run.sh                  full run (10-20 minutes on 2 cores once built: 8.3 min on the old store, with 5 samples per page variant then; 9 now)
 #   bench/run.sh --quick          small counts, a smoke test of the whole pipeline (about 70 s)
 #   bench/run.sh --sizes 10,1k,10k --skip-designs    any harness option (harness.py --help)
 #   BENCH_BUILD_ZIPS=no bench/run.sh   do not build the arm64 bootstrap.zip files if missing
