@@ -423,6 +423,7 @@ class MockRuntime:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # or delayed ACKs add 40 ms per invocation
 
             def log_message(self, *args):
                 pass
