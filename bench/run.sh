@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # The benchmark, in one command: builds what it needs, then runs bench/harness.py, which starts
-# and stops the latency file system itself. See bench/README.md.
+# and stops the latency file system itself and runs every function instance at Lambda's CPU
+# share for its memory size (cgroup v1 CPU quota; needs root). See bench/README.md.
 #
-#   bench/run.sh                  full run (about 3 minutes on 2 cores once built)
-#   bench/run.sh --quick          small counts, a smoke test of the whole pipeline
+#   bench/run.sh                  full run (10-20 minutes on 2 cores once built: 8.3 min on the old store, with 5 samples per page variant then; 9 now)
+#   bench/run.sh --quick          small counts, a smoke test of the whole pipeline (about 70 s)
+#   bench/run.sh --sizes 10,1k,10k --skip-designs    any harness option (harness.py --help)
 #   BENCH_BUILD_ZIPS=no bench/run.sh   do not build the arm64 bootstrap.zip files if missing
+#                                      (--quick never builds them)
 #
-# Results: bench/results/report.md (tables), results.json (every figure), latency.png (plot).
+# Results: bench/results/report.md (tables), results.json (every figure), latency.png (the Lambda
+# model's plot: a line per memory size), latency-designs.png (the in-process design comparison).
 set -euo pipefail
 bench=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$bench")
@@ -14,14 +18,18 @@ root=$(dirname "$bench")
 echo "== building the bench (bench/, its own workspace and target dir)" >&2
 (cd "$bench" && cargo build --release --quiet)
 
-echo "== building the function binaries (x86_64 release, for start-up time and RSS)" >&2
+echo "== building the function binaries (x86_64 release: what the Lambda model runs)" >&2
 (cd "$root" && cargo build --release --quiet -p get-messages -p post-message -p delete-messages)
 
 missing_zip=no
 for f in get-messages post-message delete-messages; do
   [ -f "$root/target/lambda/$f/bootstrap.zip" ] || missing_zip=yes
 done
-if [ "$missing_zip" = yes ] && [ "${BENCH_BUILD_ZIPS:-yes}" != no ]; then
+build_zips=${BENCH_BUILD_ZIPS:-yes}
+for arg in "$@"; do
+  [ "$arg" = --quick ] && build_zips=no
+done
+if [ "$missing_zip" = yes ] && [ "$build_zips" != no ]; then
   if [ -x "$root/scripts/build-artifacts" ]; then
     echo "== building the arm64 bootstrap.zip files (scripts/build-artifacts)" >&2
     "$root/scripts/build-artifacts" >&2 || echo "scripts/build-artifacts failed: zip sizes will read 'not built'" >&2

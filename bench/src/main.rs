@@ -1,7 +1,9 @@
 //! `efs-bench`: drives the message store designs for the benchmark harness (`bench/harness.py`).
 //!
 //! ```text
-//! efs-bench seed  --dir D --count N [--size S]      write N messages straight into D
+//! efs-bench seed  --dir D --count N [--size S] [--rate R [--end-ms T]] [--threads N] [--ids-out F]
+//!                                                   write N messages straight into D
+//! efs-bench wipe  --dir D [--threads N]             remove everything under D, in parallel
 //! efs-bench serve --design ours|naive --dir D       answer timing requests, one JSON per line
 //! efs-bench probe --mount M --backing B --stats S [--quick]   how the kernel overlaps requests on latfs
 //! ```
@@ -30,11 +32,7 @@ use std::{
 use lambda_http::{Body, Request, Response};
 use serde_json::{json, Value};
 use test_support::Event;
-use shared::{
-    format,
-    http::{self, ListQuery},
-    AppState, Config, Message, MessageId, Page, StoreError,
-};
+use shared::{format, AppState, Config, MessageId};
 
 const CONTENT_TYPE: &str = "text/plain; charset=utf-8";
 
@@ -50,6 +48,14 @@ fn main() {
             Path::new(&flag("--dir").expect("--dir")),
             flag("--count").expect("--count").parse().expect("count"),
             flag("--size").map_or(256, |s| s.parse().expect("size")),
+            flag("--rate").map(|r| r.parse().expect("rate (messages per second)")),
+            flag("--end-ms").map(|t| t.parse().expect("end (Unix milliseconds)")),
+            flag("--threads").map_or(4, |t| t.parse().expect("threads")),
+            flag("--ids-out").map(PathBuf::from),
+        ),
+        Some("wipe") => wipe(
+            Path::new(&flag("--dir").expect("--dir")),
+            flag("--threads").map_or(4, |t| t.parse().expect("threads")),
         ),
         Some("serve") => serve(
             &flag("--design").expect("--design"),
@@ -82,23 +88,163 @@ fn body(size: usize, n: usize) -> Vec<u8> {
 }
 
 /// Writes `count` messages in the store's file format straight into `dir`, each where the store
-/// keeps it (its shard directory), with no temporary and no fsync: seeding is set-up, not a
-/// measured operation.
-fn seed(dir: &Path, count: usize, size: usize) -> io::Result<()> {
+/// keeps it (`MessageStore::message_path`, so the layout is the store's own, whatever it is), with
+/// no temporary and no fsync: seeding is set-up, not a measured operation. `threads` writers
+/// share the work.
+///
+/// Ids: with no `rate`, `MessageId::generate()` (all created "now", as fast as seeding goes);
+/// with `rate` (messages per second), spread evenly over a timeline that ends at `end_ms` (Unix
+/// milliseconds, default now), e.g. 1,000,000 at 100/s cover the last 2.8 hours: UUID v7 with
+/// that timestamp and random bits, then `MessageId::parse`. `ids_out` receives every id, sorted,
+/// one per line.
+fn seed(
+    dir: &Path,
+    count: usize,
+    size: usize,
+    rate: Option<f64>,
+    end_ms: Option<u64>,
+    threads: usize,
+    ids_out: Option<PathBuf>,
+) -> io::Result<()> {
     fs::create_dir_all(dir)?;
-    let store = shared::MessageStore::new(dir);
     let start = Instant::now();
-    for n in 0..count {
-        let path = store.message_path(MessageId::generate());
-        if let Some(shard) = path.parent() {
-            fs::create_dir_all(shard)?;
+    let mut ids: Vec<MessageId> = match rate {
+        None => (0..count).map(|_| MessageId::generate()).collect(),
+        Some(rate) => {
+            let end_ms = end_ms.unwrap_or_else(|| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis() as u64)
+            });
+            let end_us = end_ms as f64 * 1e3;
+            (0..count)
+                .map(|n| {
+                    // The last message at `end`, the others 1/rate s apart before it.
+                    let us = end_us - (count - 1 - n) as f64 * 1e6 / rate;
+                    let us = us.max(0.0) as u64;
+                    let uuid = uuid::Uuid::new_v7(uuid::Timestamp::from_unix(
+                        uuid::NoContext,
+                        us / 1_000_000,
+                        (us % 1_000_000) as u32 * 1000,
+                    ));
+                    MessageId::parse(&uuid.hyphenated().to_string())
+                        .map_err(|e| io::Error::other(format!("seeded id {uuid}: {e}")))
+                })
+                .collect::<io::Result<_>>()?
         }
-        fs::write(path, format::encode(CONTENT_TYPE, &body(size, n)))?;
+    };
+    ids.sort_unstable();
+    ids.dedup();
+    let ids = Arc::new(ids);
+    let store = Arc::new(shared::MessageStore::new(dir));
+    let threads = threads.clamp(1, 64);
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    const CHUNK: usize = 256;
+    let workers: Vec<_> = (0..threads)
+        .map(|_| {
+            let (ids, store, next) = (Arc::clone(&ids), Arc::clone(&store), Arc::clone(&next));
+            thread::spawn(move || -> io::Result<()> {
+                let mut made = std::collections::HashSet::new();
+                loop {
+                    let from = next.fetch_add(CHUNK, std::sync::atomic::Ordering::Relaxed);
+                    if from >= ids.len() {
+                        return Ok(());
+                    }
+                    for (n, id) in ids.iter().enumerate().skip(from).take(CHUNK) {
+                        let path = store.message_path(*id);
+                        if let Some(parent) = path.parent() {
+                            if !made.contains(parent) {
+                                fs::create_dir_all(parent)?;
+                                made.insert(parent.to_owned());
+                            }
+                        }
+                        fs::write(&path, format::encode(CONTENT_TYPE, &body(size, n)))?;
+                    }
+                }
+            })
+        })
+        .collect();
+    for worker in workers {
+        worker
+            .join()
+            .map_err(|_| io::Error::other("seeding thread panicked"))??;
+    }
+    if let Some(out) = ids_out {
+        let mut text = String::with_capacity(ids.len() * 37);
+        for id in ids.iter() {
+            text.push_str(&id.to_string());
+            text.push('\n');
+        }
+        fs::write(out, text)?;
     }
     println!(
         "{}",
-        json!({"seeded": count, "ms": start.elapsed().as_secs_f64() * 1e3})
+        json!({"seeded": ids.len(), "ms": start.elapsed().as_secs_f64() * 1e3,
+               "first": ids.first().map(ToString::to_string),
+               "last": ids.last().map(ToString::to_string)})
     );
+    Ok(())
+}
+
+/// Removes everything under `dir` (not `dir` itself), `threads` subtrees at a time: a million
+/// seeded files go in well under a minute.
+fn wipe(dir: &Path, threads: usize) -> io::Result<()> {
+    let start = Instant::now();
+    // Work items: the subtrees two levels down (enough to keep every thread busy whatever the
+    // layout), then whatever is left.
+    let mut items = Vec::new();
+    let mut files = Vec::new();
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        if entry.file_type()?.is_dir() {
+            for inner in fs::read_dir(entry.path())? {
+                items.push(inner?.path());
+            }
+        } else {
+            files.push(entry.path());
+        }
+    }
+    let items = Arc::new(items);
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let workers: Vec<_> = (0..threads.clamp(1, 64))
+        .map(|_| {
+            let (items, next) = (Arc::clone(&items), Arc::clone(&next));
+            thread::spawn(move || -> io::Result<()> {
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(path) = items.get(i) else {
+                        return Ok(());
+                    };
+                    let result = match fs::symlink_metadata(path) {
+                        Ok(m) if m.is_dir() => fs::remove_dir_all(path),
+                        Ok(_) => fs::remove_file(path),
+                        Err(e) => Err(e),
+                    };
+                    match result {
+                        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                        _ => {}
+                    }
+                }
+            })
+        })
+        .collect();
+    for worker in workers {
+        worker
+            .join()
+            .map_err(|_| io::Error::other("wipe thread panicked"))??;
+    }
+    for file in files {
+        fs::remove_file(file)?;
+    }
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        if entry.file_type()?.is_dir() {
+            fs::remove_dir_all(entry.path())?;
+        } else {
+            fs::remove_file(entry.path())?;
+        }
+    }
+    println!("{}", json!({"wiped": dir, "ms": start.elapsed().as_secs_f64() * 1e3}));
     Ok(())
 }
 
@@ -239,7 +385,11 @@ impl Server {
                     .ok()
                     .and_then(|v| v["deleted"].as_u64())
                     .unwrap_or(0);
-                json!({"ns": [outcome.ns], "errors": usize::from(outcome.status != 200), "deleted": deleted})
+                // Old contract: 200 with the count deleted; new contract: 204 at once (the store
+                // lays down a cut-off and reclaims later). Either is a success here.
+                let ok = matches!(outcome.status, 200 | 204);
+                json!({"ns": [outcome.ns], "errors": usize::from(!ok), "deleted": deleted,
+                       "status": outcome.status})
             }
             other => json!({"error": format!("unknown op {other:?}")}),
         }
@@ -259,92 +409,118 @@ impl Server {
     }
 }
 
-/// The naive per-file design: the same files and responses, one file operation after another.
+/// The naive per-file design: the same files, one file operation after another. It depends on
+/// nothing of the store but the file format and the rule that a message file is named by its
+/// id: it walks the whole messages tree (whatever the store's layout) one directory after
+/// another, and builds its own responses in the original contract's shape (a page of
+/// `{"messages": [...], "next": ...}`, `200 {"deleted": n}`), so that the store and the contract
+/// can change without breaking the comparison.
 mod naive {
     use super::*;
+    use lambda_http::RequestExt;
+
+    fn json_response(status: u16, value: &Value) -> Response<Body> {
+        let mut response = Response::new(Body::Text(value.to_string()));
+        *response.status_mut() = status.try_into().expect("status");
+        response
+    }
+
+    fn failed(e: impl std::fmt::Display) -> Response<Body> {
+        json_response(500, &json!({"error": e.to_string()}))
+    }
 
     pub async fn get(state: &AppState, request: Request) -> Response<Body> {
-        let result = async {
-            let query = ListQuery::of(&request)?;
-            let dir = state.store.dir().to_owned();
-            let page = tokio::task::spawn_blocking(move || list(&dir, query.after, query.limit))
-                .await
-                .map_err(|e| StoreError::Unavailable(io::Error::other(e)))??;
-            Ok(http::page(&page))
-        }
-        .await;
-        http::respond(&request, result)
-    }
-
-    pub async fn delete(state: &AppState, request: Request) -> Response<Body> {
+        let params = request.query_string_parameters();
+        let limit = params
+            .first("limit")
+            .and_then(|l| l.parse().ok())
+            .unwrap_or(100);
+        let after = match params.first("after").map(MessageId::parse) {
+            None => None,
+            Some(Ok(id)) => Some(id),
+            Some(Err(e)) => return json_response(400, &json!({"error": e.to_string()})),
+        };
         let dir = state.store.dir().to_owned();
-        let result = tokio::task::spawn_blocking(move || delete_all(&dir))
-            .await
-            .map_err(|e| StoreError::Unavailable(io::Error::other(e)))
-            .and_then(|r| r)
-            .map(http::deleted)
-            .map_err(Into::into);
-        http::respond(&request, result)
+        match tokio::task::spawn_blocking(move || list(&dir, after, limit)).await {
+            Ok(Ok(page)) => json_response(200, &page),
+            Ok(Err(e)) => failed(e),
+            Err(e) => failed(e),
+        }
     }
 
-    /// Lists the messages directory, then each shard directory, one after another.
-    fn ids(dir: &Path) -> Result<Vec<MessageId>, StoreError> {
+    pub async fn delete(state: &AppState, _request: Request) -> Response<Body> {
+        let dir = state.store.dir().to_owned();
+        match tokio::task::spawn_blocking(move || delete_all(&dir)).await {
+            Ok(Ok(n)) => json_response(200, &json!({ "deleted": n })),
+            Ok(Err(e)) => failed(e),
+            Err(e) => failed(e),
+        }
+    }
+
+    /// Every message file under `dir`, in id order: the tree is walked one directory after
+    /// another, at any depth.
+    fn ids(dir: &Path) -> io::Result<Vec<(MessageId, PathBuf)>> {
         let mut ids = Vec::new();
-        for shard in fs::read_dir(dir)? {
-            let shard = shard?;
-            if !shard.file_type()?.is_dir() {
-                continue;
-            }
-            for entry in fs::read_dir(shard.path())? {
-                if let Some(id) = entry?
+        let mut dirs = vec![dir.to_owned()];
+        while let Some(d) = dirs.pop() {
+            for entry in fs::read_dir(&d)? {
+                let entry = entry?;
+                if entry.file_type()?.is_dir() {
+                    dirs.push(entry.path());
+                } else if let Some(id) = entry
                     .file_name()
                     .to_str()
                     .and_then(|n| MessageId::parse(n).ok())
                 {
-                    ids.push(id);
+                    ids.push((id, entry.path()));
                 }
             }
         }
-        ids.sort_unstable();
+        ids.sort_unstable_by_key(|(id, _)| *id);
         Ok(ids)
     }
 
-    fn list(dir: &Path, after: Option<MessageId>, limit: usize) -> Result<Page, StoreError> {
+    fn list(dir: &Path, after: Option<MessageId>, limit: usize) -> io::Result<Value> {
         let ids = ids(dir)?;
-        let start = after.map_or(0, |after| ids.partition_point(|id| *id <= after));
+        let start = after.map_or(0, |after| ids.partition_point(|(id, _)| *id <= after));
         let mut messages = Vec::new();
+        let mut last = None;
         let mut rest = ids[start..].iter();
-        for id in rest.by_ref() {
-            let bytes = match fs::read(shared::MessageStore::new(dir).message_path(*id)) {
+        for (id, path) in rest.by_ref() {
+            let bytes = match fs::read(path) {
                 Ok(bytes) => bytes,
                 Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(e.into()),
+                Err(e) => return Err(e),
             };
-            let (content_type, body) =
-                format::decode(bytes).map_err(|_| StoreError::Corrupt(*id))?;
-            messages.push(Message {
-                id: *id,
-                content_type,
-                body,
-            });
+            let (content_type, body) = format::decode(bytes)
+                .map_err(|_| io::Error::other(format!("message {id} is corrupt")))?;
+            messages.push(json!({
+                "id": id.to_string(),
+                "size": body.len(),
+                "contentType": content_type,
+                "createdAt": id.created_at_rfc3339(),
+                "body": String::from_utf8_lossy(&body),
+                "bodyEncoding": "utf8",
+            }));
+            last = Some(*id);
             if messages.len() == limit {
                 break;
             }
         }
         let next = match rest.next() {
-            Some(_) => messages.last().map(|m| m.id),
+            Some(_) => last.map(|id| id.to_string()),
             None => None,
         };
-        Ok(Page { messages, next })
+        Ok(json!({"messages": messages, "next": next}))
     }
 
-    fn delete_all(dir: &Path) -> Result<usize, StoreError> {
+    fn delete_all(dir: &Path) -> io::Result<usize> {
         let mut removed = 0;
-        for id in ids(dir)? {
-            match fs::remove_file(shared::MessageStore::new(dir).message_path(id)) {
+        for (_, path) in ids(dir)? {
+            match fs::remove_file(path) {
                 Ok(()) => removed += 1,
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(e.into()),
+                Err(e) => return Err(e),
             }
         }
         Ok(removed)
