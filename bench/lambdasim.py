@@ -6,8 +6,8 @@
   what Lambda bills (the function's own work), with no client or API Gateway in it. Nagle's
   algorithm is off on its sockets, or delayed ACKs add 40 ms to every invocation.
 * :class:`CpuGroup`: Lambda's CPU share for a memory size, as a cgroup v1 cpu group of the
-  instance's own (``cpu.cfs_quota_us = 100000 * memory_mb / 1769`` per 100 ms period; no quota at
-  1,769 MB and above), plus a cpuacct group for its CPU time in nanoseconds and, optionally, a
+  instance's own (``cpu.cfs_quota_us = 100000 * memory_mb / 1769`` per 100 ms period, capped at
+  one CPU from 1,769 MB), plus a cpuacct group for its CPU time in nanoseconds and, optionally, a
   memory limit.
 * :class:`Instance`: one process of a real release function binary, with the environment Lambda
   sets, in its CPU group from before ``exec``; init time, CPU time, peak RSS, threads.
@@ -213,10 +213,10 @@ _created_lock = threading.Lock()
 
 
 def quota_us(memory_mb):
-    """CPU quota per 100 ms period for a memory size, or -1 (none) for a full vCPU or more."""
-    if memory_mb >= FULL_CPU_MB:
-        return -1
-    return round(CFS_PERIOD_US * memory_mb / FULL_CPU_MB)
+    """CPU quota per 100 ms period for a memory size: memory_mb / 1769 of one CPU, capped at one
+    full CPU (Lambda gives 1769 MB one vCPU; without the cap a multi-threaded instance could use
+    both of this machine's CPUs, which Lambda never gives it at that size)."""
+    return round(CFS_PERIOD_US * min(memory_mb, FULL_CPU_MB) / FULL_CPU_MB)
 
 
 def cgroups_unavailable():
