@@ -306,12 +306,15 @@ impl Walk {
         }
     }
 
-    /// Expected ids under an item, from what earlier listings saw.
+    /// Expected ids under an item, from what earlier listings saw. Before any listing of a
+    /// level, a guess: 16 per directory, so a first round of leaves lists seven for a page of 100
+    /// (a busy store's leaves hold tens of messages; a sparse store's first round finds out, and
+    /// the next rounds list up to [`MAX_ROUND`] at once).
     fn estimate(&self, item: &Item) -> f64 {
         let per = |level: Level| {
             let (dirs, children) = self.seen[level as usize];
             if dirs == 0 {
-                8.0
+                16.0
             } else {
                 (children as f64 / dirs as f64).max(1.0)
             }

@@ -37,6 +37,7 @@
 //! reports the storage unavailable.
 
 mod cutoff;
+mod handles;
 mod io;
 mod layout;
 mod listing;
@@ -51,17 +52,18 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use rustix::fs::{AtFlags, Mode, OFlags, CWD};
+use rustix::fs::{AtFlags, Mode, OFlags};
 
+use self::{
+    handles::{is_stale, MidHandles},
+    io::{blocking, concurrently},
+    layout::{message_path, temporary_name, Bucket, Level},
+    listing::{open_dir, Found, Walk},
+};
 pub use self::{
     io::IO_CONCURRENCY,
     listing::Order,
     reclaim::{ReclaimBudget, Reclaimed},
-};
-use self::{
-    io::{blocking, concurrently},
-    layout::{message_path, temporary_name, Bucket, Level},
-    listing::{open_dir, Found, Walk},
 };
 use crate::{format, MessageId};
 
@@ -136,6 +138,8 @@ pub struct Page {
 #[derive(Debug, Clone)]
 pub struct MessageStore {
     dir: Arc<Path>,
+    /// Mid-level directories this instance used last, kept open (handles.rs).
+    handles: Arc<MidHandles>,
 }
 
 impl MessageStore {
@@ -144,6 +148,7 @@ impl MessageStore {
     pub fn new(dir: impl Into<PathBuf>) -> Self {
         Self {
             dir: Arc::from(dir.into()),
+            handles: Arc::default(),
         }
     }
 
@@ -162,17 +167,18 @@ impl MessageStore {
     pub async fn publish(&self, content_type: &str, body: &[u8]) -> Result<MessageId, StoreError> {
         let id = MessageId::generate();
         let bytes = format::encode(content_type, body);
-        let dir = Arc::clone(&self.dir);
-        blocking(move || publish_file(&dir, id, &bytes)).await?;
+        let (dir, handles) = (Arc::clone(&self.dir), Arc::clone(&self.handles));
+        blocking(move || publish_file(&dir, &handles, id, &bytes)).await?;
         Ok(id)
     }
 
     /// Reads one message.
     pub async fn read(&self, id: MessageId) -> Result<Message, StoreError> {
         let (dir, dir2) = (Arc::clone(&self.dir), Arc::clone(&self.dir));
+        let handles = Arc::clone(&self.handles);
         // The message and the cut-off are read at once: two round trips in the time of one.
         let (message, cutoff) = tokio::try_join!(
-            blocking(move || read_message(&dir, id)),
+            blocking(move || read_message(&dir, &handles, id)),
             blocking(move || cutoff::read(&dir2)),
         )?;
         match message {
@@ -213,9 +219,10 @@ impl MessageStore {
 
     /// Deletes one message.
     pub async fn delete(&self, id: MessageId) -> Result<(), StoreError> {
-        let (path, dir) = (message_path(&self.dir, id), Arc::clone(&self.dir));
+        let (dir, dir2) = (Arc::clone(&self.dir), Arc::clone(&self.dir));
+        let handles = Arc::clone(&self.handles);
         let (removed, cutoff) = tokio::join!(
-            blocking(move || fs::remove_file(path)),
+            blocking(move || remove_message(&dir2, &handles, id)),
             blocking(move || cutoff::read(&dir)),
         );
         let cutoff = cutoff?;
@@ -280,18 +287,15 @@ fn duration_millis(duration: Duration) -> u64 {
 }
 
 /// Writes a temporary in the message's directory, flushes it to stable storage, then renames it
-/// to the message's name. The directory is opened once and the rest is relative to it, so the
-/// path is walked once, not three times.
-fn publish_file(dir: &Path, id: MessageId, bytes: &[u8]) -> std::io::Result<()> {
-    let leaf = Bucket::leaf_of(id);
-    let leaf_path = dir.join(leaf.relative_path());
-    let leaf_dir = match open_dir(CWD, &leaf_path, true) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            create_dirs(dir, leaf)?;
-            open_dir(CWD, &leaf_path, true)?
-        }
-        other => other?,
-    };
+/// to the message's name. The directory is opened once (relative to its kept mid-level
+/// directory) and the rest is relative to it, so no path is walked three times.
+fn publish_file(
+    dir: &Path,
+    handles: &MidHandles,
+    id: MessageId,
+    bytes: &[u8],
+) -> std::io::Result<()> {
+    let leaf_dir = open_or_create_leaf(dir, handles, Bucket::leaf_of(id))?;
     let temporary = temporary_name(id);
     let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::CLOEXEC;
     let mut file = File::from(rustix::fs::openat(
@@ -316,6 +320,42 @@ fn publish_file(dir: &Path, id: MessageId, bytes: &[u8]) -> std::io::Result<()> 
     written
 }
 
+/// A handle on a leaf directory, created (with its parents) if missing, opened relative to the
+/// kept handle on its mid-level directory.
+fn open_or_create_leaf(
+    dir: &Path,
+    handles: &MidHandles,
+    leaf: Bucket,
+) -> std::io::Result<rustix::fd::OwnedFd> {
+    let mid = Bucket::at(Level::Mid, leaf.first_millis());
+    for _ in 0..2 {
+        let mid_dir = match handles.get(dir, mid) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                create_dirs(dir, leaf)?;
+                handles.get(dir, mid)?
+            }
+            other => other?,
+        };
+        match open_dir(&*mid_dir, leaf.name(), true) {
+            Ok(leaf_dir) => return Ok(leaf_dir),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let mode = Mode::from_raw_mode(DIR_MODE);
+                match rustix::fs::mkdirat(&*mid_dir, leaf.name(), mode) {
+                    Ok(()) | Err(rustix::io::Errno::EXIST) => {
+                        return open_dir(&*mid_dir, leaf.name(), true)
+                    }
+                    // The kept mid-level directory is gone: again, from the path.
+                    Err(rustix::io::Errno::NOENT | rustix::io::Errno::STALE) => handles.forget(mid),
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            Err(e) if is_stale(&e) => handles.forget(mid),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(std::io::ErrorKind::NotFound.into())
+}
+
 /// Creates the message directories down to `leaf` (never the messages directory itself: if
 /// that is missing, the file system is, and this fails).
 fn create_dirs(dir: &Path, leaf: Bucket) -> std::io::Result<()> {
@@ -332,10 +372,46 @@ fn create_dirs(dir: &Path, leaf: Bucket) -> std::io::Result<()> {
 }
 
 /// Reads and decodes one message; `Ok(None)` when it does not exist (or no longer does).
-fn read_message(dir: &Path, id: MessageId) -> Result<Option<Message>, StoreError> {
-    match fs::read(message_path(dir, id)) {
-        Ok(bytes) => decode(id, bytes).map(Some),
-        Err(e) if listing::is_absent(&e) => Ok(None),
+fn read_message(
+    dir: &Path,
+    handles: &MidHandles,
+    id: MessageId,
+) -> Result<Option<Message>, StoreError> {
+    let mid = Bucket::at(Level::Mid, id.unix_millis());
+    let mid_dir = match handles.get(dir, mid) {
+        Ok(mid_dir) => mid_dir,
+        Err(e) if listing::is_absent(&e) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    let name = format!("{}/{id}", Bucket::leaf_of(id).name());
+    let mut file = match rustix::fs::openat(
+        &*mid_dir,
+        name,
+        OFlags::RDONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+    ) {
+        Ok(fd) => File::from(fd),
+        Err(rustix::io::Errno::NOENT | rustix::io::Errno::NOTDIR) => return Ok(None),
+        Err(rustix::io::Errno::STALE) => {
+            handles.forget(mid);
+            return Ok(None);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    read_to_end(&mut file, id)
+}
+
+/// Unlinks one message's file, relative to its kept mid-level directory.
+fn remove_message(dir: &Path, handles: &MidHandles, id: MessageId) -> std::io::Result<()> {
+    let mid = Bucket::at(Level::Mid, id.unix_millis());
+    let mid_dir = handles.get(dir, mid)?;
+    let name = format!("{}/{id}", Bucket::leaf_of(id).name());
+    match rustix::fs::unlinkat(&*mid_dir, name, AtFlags::empty()) {
+        Ok(()) => Ok(()),
+        Err(rustix::io::Errno::STALE) => {
+            handles.forget(mid);
+            Err(std::io::ErrorKind::NotFound.into())
+        }
         Err(e) => Err(e.into()),
     }
 }
@@ -353,11 +429,16 @@ fn read_found(found: &Found) -> Result<Option<Message>, StoreError> {
         Err(rustix::io::Errno::NOENT) => return Ok(None),
         Err(e) => return Err(e.into()),
     };
+    read_to_end(&mut file, found.id)
+}
+
+/// Reads an open message file and decodes it; `Ok(None)` if it vanished meanwhile.
+fn read_to_end(file: &mut File, id: MessageId) -> Result<Option<Message>, StoreError> {
     // Messages are mostly small: one read fills this, the next finds the end. (Reading through
     // `Take` skips the fstat and lseek that `File::read_to_end` makes for a size hint.)
     let mut bytes = Vec::with_capacity(4096);
-    match (&mut file).take(u64::MAX).read_to_end(&mut bytes) {
-        Ok(_) => decode(found.id, bytes).map(Some),
+    match file.take(u64::MAX).read_to_end(&mut bytes) {
+        Ok(_) => decode(id, bytes).map(Some),
         Err(e) if listing::is_absent(&e) => Ok(None),
         Err(e) => Err(e.into()),
     }
