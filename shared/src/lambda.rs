@@ -5,6 +5,9 @@
 //! `500`, or kill the instance. This adapter takes the raw API Gateway HTTP API (payload 2.0)
 //! event instead, builds the same `Request` without those panics, and answers a body it cannot
 //! decode with a JSON `400`.
+//!
+//! Every answer it gives, the handler's or its own, carries `x-served-by` ([`ServedBy`]), so a
+//! client can see which function and which instance of it answered.
 
 use std::future::Future;
 
@@ -16,7 +19,7 @@ use lambda_http::{
     },
     http::{
         header::{COOKIE, SET_COOKIE},
-        HeaderValue, Uri,
+        HeaderName, HeaderValue, Uri,
     },
     lambda_runtime::{self, LambdaEvent},
     request::RequestContext,
@@ -31,18 +34,57 @@ pub fn init_logging() {
     lambda_http::tracing::init_default_subscriber();
 }
 
-/// Runs the Lambda runtime loop, answering every invocation with `handler`.
-pub async fn serve<H, F>(state: AppState, handler: H) -> Result<(), Error>
+/// The response header that names the function and the instance that answered.
+pub const SERVED_BY: HeaderName = HeaderName::from_static("x-served-by");
+
+/// Who answers: `<function>; instance=<id>`, the id short, random and fixed for the process, so
+/// that a client sees which of several instances of a function served each request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServedBy(HeaderValue);
+
+impl ServedBy {
+    /// The identity of this process, as `function` (the binary's name, e.g. `get-messages`)
+    /// with a fresh random instance id of 8 hex digits.
+    pub fn new(function: &str) -> Self {
+        let random = uuid::Uuid::new_v4().simple().to_string();
+        Self::with_instance(function, random.get(..8).unwrap_or(&random))
+    }
+
+    /// The identity with a given instance id (tests pin it).
+    pub fn with_instance(function: &str, instance: &str) -> Self {
+        let text = format!("{function}; instance={instance}");
+        Self(
+            HeaderValue::from_str(&text)
+                .unwrap_or_else(|_| HeaderValue::from_static("unknown; instance=unknown")),
+        )
+    }
+
+    /// The header value, `<function>; instance=<id>`.
+    pub fn value(&self) -> &HeaderValue {
+        &self.0
+    }
+
+    /// Adds the `x-served-by` header to an answer.
+    pub fn stamp(&self, mut response: ApiGatewayV2httpResponse) -> ApiGatewayV2httpResponse {
+        response.headers.insert(SERVED_BY, self.0.clone());
+        response
+    }
+}
+
+/// Runs the Lambda runtime loop as `function` (the binary's name), answering every invocation
+/// with `handler` and stamping every answer with [`ServedBy`].
+pub async fn serve<H, F>(function: &str, state: AppState, handler: H) -> Result<(), Error>
 where
     H: Fn(&'static AppState, Request) -> F,
     F: Future<Output = Response<Body>>,
 {
     // The state lives as long as the instance; leaking it once lets every invocation borrow it.
     let state: &'static AppState = Box::leak(Box::new(state));
+    let served_by = &ServedBy::new(function);
     let handler = &handler;
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<ApiGatewayV2httpRequest>| async move {
-            Ok::<_, Error>(answer(state, handler, event).await)
+            Ok::<_, Error>(served_by.stamp(answer(state, handler, event).await))
         },
     ))
     .await

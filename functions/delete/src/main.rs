@@ -7,5 +7,5 @@ use shared::{lambda, AppState};
 async fn main() -> Result<(), Error> {
     lambda::init_logging();
     let state = AppState::from_env()?;
-    lambda::serve(state, delete_messages::handle).await
+    lambda::serve(env!("CARGO_BIN_NAME"), state, delete_messages::handle).await
 }

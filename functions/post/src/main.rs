@@ -8,5 +8,5 @@ async fn main() -> Result<(), Error> {
     lambda::init_logging();
     let state = AppState::from_env()?;
     post_message::spawn_housekeeping(&state);
-    lambda::serve(state, post_message::handle).await
+    lambda::serve(env!("CARGO_BIN_NAME"), state, post_message::handle).await
 }
