@@ -17,6 +17,8 @@
   let shown = [];
   let next = null;
   let refreshing = false;
+  // Requests in flight; the main region is aria-busy while there are any.
+  let pending = 0;
 
   const dateFormat = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'medium' });
   const clockFormat = new Intl.DateTimeFormat(undefined, { timeStyle: 'medium' });
@@ -65,15 +67,21 @@
 
   function logActivity(method, path, code, served) {
     const item = el('li');
-    item.append(el('time', 'when', clockFormat.format(new Date())));
     const verb = el('span', 'verb ' + method.toLowerCase(), method);
-    item.append(verb, el('code', 'path', path));
+    // The path without its query, a message id cut short: the full one is in the tooltip.
+    const short = path.split('?')[0].replace(/[0-9a-f-]{36}/, (id) => id.slice(0, 8) + '…');
+    const label = el('code', 'path', short);
+    label.title = path;
+    item.append(verb, label);
     item.append(el('span', code >= 400 || code === 0 ? 'code bad' : 'code', code ? String(code) : 'failed'));
+    const by = el('span', 'by');
     if (served) {
       item.dataset.function = served.fn;
       item.dataset.instance = served.instance;
-      item.append(el('span', 'fn', served.fn), instanceChip(served.instance));
+      by.append(el('span', 'fn', served.fn), instanceChip(served.instance));
     }
+    by.append(el('time', 'when', clockFormat.format(new Date())));
+    item.append(by);
     const log = $('activity');
     log.prepend(item);
     while (log.children.length > MAX_ACTIVITY) log.lastElementChild.remove();
@@ -84,9 +92,22 @@
     status.classList.toggle('bad', Boolean(isError));
   }
 
+  function busy(delta) {
+    pending += delta;
+    document.querySelector('main').setAttribute('aria-busy', String(pending > 0));
+  }
+
   // One API call: records who answered, and throws the API's own error message on failure.
   async function call(method, path, options) {
-    const opts = options || {};
+    busy(1);
+    try {
+      return await exchange(method, path, options || {});
+    } finally {
+      busy(-1);
+    }
+  }
+
+  async function exchange(method, path, opts) {
     const init = { method, headers: { accept: 'application/json' }, cache: 'no-store' };
     if (opts.body !== undefined) {
       init.body = opts.body;
