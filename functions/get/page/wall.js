@@ -74,14 +74,14 @@
     label.title = path;
     item.append(verb, label);
     item.append(el('span', code >= 400 || code === 0 ? 'code bad' : 'code', code ? String(code) : 'failed'));
-    const by = el('span', 'by');
+    const who = el('span', 'by');
     if (served) {
       item.dataset.function = served.fn;
       item.dataset.instance = served.instance;
-      by.append(el('span', 'fn', served.fn), instanceChip(served.instance));
+      who.append(el('span', 'fn', served.fn), instanceChip(served.instance));
     }
-    by.append(el('time', 'when', clockFormat.format(new Date())));
-    item.append(by);
+    who.append(el('time', 'when', clockFormat.format(new Date())));
+    item.append(who);
     const log = $('activity');
     log.prepend(item);
     while (log.children.length > MAX_ACTIVITY) log.lastElementChild.remove();
@@ -217,9 +217,12 @@
     }
   }
 
-  async function post(body, type) {
-    const { data } = await call('POST', '/messages', { body, type });
-    return data;
+  function by(served) {
+    return served ? ' (' + served.fn + ', instance ' + served.instance + ')' : '';
+  }
+
+  function post(body, type) {
+    return call('POST', '/messages', { body, type });
   }
 
   async function postText(event) {
@@ -231,9 +234,9 @@
       return;
     }
     try {
-      const stored = await post(text, 'text/plain; charset=utf-8');
+      const { data, served } = await post(text, 'text/plain; charset=utf-8');
       $('text').value = '';
-      say('Stored a message of ' + formatSize(stored.size) + '.');
+      say('Stored a message of ' + formatSize(data.size) + by(served) + '.');
       await refresh(true);
     } catch (error) {
       say(error.message, true);
@@ -263,8 +266,8 @@
 
   async function deleteOne(id, node) {
     try {
-      await call('DELETE', '/messages/' + encodeURIComponent(id));
-      say('Deleted one message.');
+      const { served } = await call('DELETE', '/messages/' + encodeURIComponent(id));
+      say('Deleted one message' + by(served) + '.');
     } catch (error) {
       say(error.message, true);
     }
@@ -278,8 +281,8 @@
   async function deleteAll() {
     $('confirm').close();
     try {
-      await call('DELETE', '/messages');
-      say('Deleted every message.');
+      const { served } = await call('DELETE', '/messages');
+      say('Deleted every message' + by(served) + '.');
       shown = [];
       next = null;
       render();
