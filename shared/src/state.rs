@@ -66,13 +66,14 @@ mod tests {
             let state = state(&dir, create);
             assert!(!dir.exists(), "created with {create:?}");
             assert!(matches!(
-                state.store.list(None, 10).await,
+                state.store.publish("text/plain", b"hello").await,
                 Err(StoreError::Unavailable(_))
             ));
+            assert!(!dir.exists(), "a POST does not create it either");
         }
         let state = state(&dir, Some("true"));
         assert!(dir.is_dir());
-        state.store.publish("text/plain", b"hello").await.unwrap();
-        assert_eq!(state.store.list(None, 10).await.unwrap().messages.len(), 1);
+        let id = state.store.publish("text/plain", b"hello").await.unwrap();
+        assert_eq!(state.store.read(id).await.unwrap().body, b"hello");
     }
 }
