@@ -293,7 +293,8 @@
   }
 
   async function burst() {
-    const reads = Array.from({ length: 6 }, () => call('GET', '/messages?order=desc&limit=1'));
+    // Six full page reads at once: while one instance reads, the others take the rest.
+    const reads = Array.from({ length: 6 }, () => call('GET', '/messages?order=desc&limit=100'));
     const results = await Promise.allSettled(reads);
     const instances = new Set(results
       .filter((r) => r.status === 'fulfilled' && r.value.served)
