@@ -226,6 +226,22 @@ def test_newest_first_and_load_more_follows_next(local_api, browser):
     assert shown_ids(browser) == ids[::-1], "newest first"
 
 
+def test_it_refreshes_itself_without_rebuilding_what_it_shows(local_api, browser):
+    api = local_api
+    first = post(api, b"already here", "text/plain")
+    open_wall(browser, api)
+    wait(browser, lambda d: shown_ids(d) == [first])
+    # Mark the node: a flicker-free refresh keeps it, a rebuild would replace it.
+    browser.execute_script("document.querySelector('#messages > li').dataset.marked = 'yes'")
+    second = post(api, b"posted by someone else", "text/plain")
+    # No reload, no click: the page's own refresh (every 4 s while visible) brings it.
+    wait(browser, lambda d: second in shown_ids(d), timeout=15,
+         message="the page did not refresh itself")
+    kept = browser.find_element(By.CSS_SELECTOR, f'#messages > li[data-id="{first}"]')
+    assert kept.get_attribute("data-marked") == "yes", "the existing message was re-rendered"
+    assert severe(console(browser)) == []
+
+
 def test_delete_one_then_all_behind_a_confirmation(local_api, browser):
     api = local_api
     ids = [post(api, f"message {n}".encode(), "text/plain") for n in range(3)]
@@ -243,6 +259,11 @@ def test_delete_one_then_all_behind_a_confirmation(local_api, browser):
     browser.find_element(By.ID, "delete-all").click()
     wait(browser, lambda d: dialog.get_attribute("open") is not None)
     browser.find_element(By.ID, "confirm-cancel").click()
+    wait(browser, lambda d: dialog.get_attribute("open") is None)
+    # From the keyboard: Enter on the button opens the dialog, Escape closes it.
+    browser.find_element(By.ID, "delete-all").send_keys(Keys.ENTER)
+    wait(browser, lambda d: dialog.get_attribute("open") is not None)
+    browser.switch_to.active_element.send_keys(Keys.ESCAPE)
     wait(browser, lambda d: dialog.get_attribute("open") is None)
     assert len(api.request("GET", "/messages").json()["messages"]) == 2, "cancel keeps them"
 
