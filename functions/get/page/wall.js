@@ -72,15 +72,14 @@
     const short = path.split('?')[0].replace(/[0-9a-f-]{36}/, (id) => id.slice(0, 8) + '…');
     const label = el('code', 'path', short);
     label.title = path;
-    item.append(verb, label);
-    item.append(el('span', code >= 400 || code === 0 ? 'code bad' : 'code', code ? String(code) : 'failed'));
+    item.append(verb, label, el('time', 'when', clockFormat.format(new Date())));
     const who = el('span', 'by');
+    who.append(el('span', code >= 400 || code === 0 ? 'code bad' : 'code', code ? String(code) : 'failed'));
     if (served) {
       item.dataset.function = served.fn;
       item.dataset.instance = served.instance;
       who.append(el('span', 'fn', served.fn), instanceChip(served.instance));
     }
-    who.append(el('time', 'when', clockFormat.format(new Date())));
     item.append(who);
     const log = $('activity');
     log.prepend(item);
