@@ -236,6 +236,31 @@ def test_it_refreshes_itself_without_rebuilding_what_it_shows(wall_api, browser)
     assert severe(console(browser)) == []
 
 
+def test_it_stops_refreshing_while_hidden_and_catches_up_when_shown(wall_api, browser):
+    open_wall(browser, wall_api)
+    settle(browser)
+    wall = browser.current_window_handle
+    # Record each request the page starts with the page's visibility at that moment.
+    browser.execute_script("""
+        window.seen = [];
+        const fetch = window.fetch;
+        window.fetch = (...args) => { window.seen.push('fetch:' + document.visibilityState);
+                                      return fetch(...args); };
+        document.addEventListener('visibilitychange',
+            () => window.seen.push('now:' + document.visibilityState));""")
+    browser.switch_to.new_window("tab")
+    time.sleep(9)  # more than two refresh periods
+    browser.close()
+    browser.switch_to.window(wall)
+    wait(browser, lambda d: "fetch:visible" in d.execute_script("return window.seen"),
+         message="no refresh when shown again")
+    seen = browser.execute_script("return window.seen")
+    assert "now:hidden" in seen, f"the other tab did not hide the wall: {seen}"
+    assert "fetch:hidden" not in seen, seen
+    # The refresh on showing runs from the page's own visibilitychange listener, before ours.
+    assert seen[0] == "now:hidden" and "now:visible" in seen, seen
+
+
 def test_delete_one_then_all_behind_a_confirmation(wall_api, browser):
     api = wall_api
     ids = [post(api, f"message {n}".encode(), "text/plain") for n in range(3)]
