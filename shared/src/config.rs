@@ -9,6 +9,10 @@ pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 262_144;
 /// A hard ceiling on `MAX_MESSAGE_BYTES`: Lambda's synchronous payload limit is 6 MB, and a
 /// base64-encoded body grows by a third on the way in.
 pub const MAX_MESSAGE_BYTES_CEILING: usize = 4 * 1024 * 1024;
+/// Local only: `true` lets an instance create a missing `MESSAGES_DIR` at start-up, so a plain
+/// `cargo lambda watch` works in a fresh clone (`Cargo.toml` sets it for watch alone). Never set
+/// in the cloud, where a missing directory means the file system is not mounted: `503`.
+pub const LOCAL_CREATE_MESSAGES_DIR: &str = "LOCAL_CREATE_MESSAGES_DIR";
 
 /// The settings every function reads at start-up.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,6 +32,18 @@ pub enum ConfigError {
     MaxMessageBytes(String),
     #[error("MESSAGES_DIR must not be empty")]
     EmptyMessagesDir,
+    #[error("{LOCAL_CREATE_MESSAGES_DIR} must be true or false, got {0:?}")]
+    CreateMessagesDir(String),
+}
+
+/// Reads [`LOCAL_CREATE_MESSAGES_DIR`]: `true` or `1` to create the directory, `false`, `0` or
+/// unset not to. Anything else is refused rather than guessed.
+pub fn create_messages_dir(lookup: impl Fn(&str) -> Option<String>) -> Result<bool, ConfigError> {
+    match lookup(LOCAL_CREATE_MESSAGES_DIR).as_deref().map(str::trim) {
+        None | Some("false" | "0") => Ok(false),
+        Some("true" | "1") => Ok(true),
+        Some(other) => Err(ConfigError::CreateMessagesDir(other.to_owned())),
+    }
 }
 
 impl Config {
@@ -97,5 +113,26 @@ mod tests {
             config(&[("MESSAGES_DIR", "")]),
             Err(ConfigError::EmptyMessagesDir)
         );
+    }
+
+    #[test]
+    fn creating_the_directory_is_off_unless_asked_for() {
+        let create = |value: Option<&str>| {
+            create_messages_dir(|key| {
+                assert_eq!(key, LOCAL_CREATE_MESSAGES_DIR);
+                value.map(str::to_owned)
+            })
+        };
+        assert_eq!(create(None), Ok(false));
+        assert_eq!(create(Some("false")), Ok(false));
+        assert_eq!(create(Some("0")), Ok(false));
+        assert_eq!(create(Some("true")), Ok(true));
+        assert_eq!(create(Some("1")), Ok(true));
+        for bad in ["yes", "TRUE", "", "on"] {
+            assert_eq!(
+                create(Some(bad)),
+                Err(ConfigError::CreateMessagesDir(bad.to_owned()))
+            );
+        }
     }
 }

@@ -5,6 +5,9 @@
 //! `500`, or kill the instance. This adapter takes the raw API Gateway HTTP API (payload 2.0)
 //! event instead, builds the same `Request` without those panics, and answers a body it cannot
 //! decode with a JSON `400`.
+//!
+//! Every answer it gives, the handler's or its own, carries `x-served-by` ([`ServedBy`]), so a
+//! client can see which function and which instance of it answered.
 
 use std::{future::Future, time::Duration};
 
@@ -16,7 +19,7 @@ use lambda_http::{
     },
     http::{
         header::{COOKIE, SET_COOKIE},
-        HeaderValue, Uri,
+        HeaderName, HeaderValue, Uri,
     },
     lambda_runtime::{self, LambdaEvent},
     request::RequestContext,
@@ -43,18 +46,57 @@ pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
         .build()
 }
 
-/// Runs the Lambda runtime loop, answering every invocation with `handler`.
-pub async fn serve<H, F>(state: AppState, handler: H) -> Result<(), Error>
+/// The response header that names the function and the instance that answered.
+pub const SERVED_BY: HeaderName = HeaderName::from_static("x-served-by");
+
+/// Who answers: `<function>; instance=<id>`, the id short, random and fixed for the process, so
+/// that a client sees which of several instances of a function served each request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServedBy(HeaderValue);
+
+impl ServedBy {
+    /// The identity of this process, as `function` (the binary's name, e.g. `get-messages`)
+    /// with a fresh random instance id of 8 hex digits.
+    pub fn new(function: &str) -> Self {
+        let random = uuid::Uuid::new_v4().simple().to_string();
+        Self::with_instance(function, random.get(..8).unwrap_or(&random))
+    }
+
+    /// The identity with a given instance id (tests pin it).
+    pub fn with_instance(function: &str, instance: &str) -> Self {
+        let text = format!("{function}; instance={instance}");
+        Self(
+            HeaderValue::from_str(&text)
+                .unwrap_or_else(|_| HeaderValue::from_static("unknown; instance=unknown")),
+        )
+    }
+
+    /// The header value, `<function>; instance=<id>`.
+    pub fn value(&self) -> &HeaderValue {
+        &self.0
+    }
+
+    /// Adds the `x-served-by` header to an answer.
+    pub fn stamp(&self, mut response: ApiGatewayV2httpResponse) -> ApiGatewayV2httpResponse {
+        response.headers.insert(SERVED_BY, self.0.clone());
+        response
+    }
+}
+
+/// Runs the Lambda runtime loop as `function` (the binary's name), answering every invocation
+/// with `handler` and stamping every answer with [`ServedBy`].
+pub async fn serve<H, F>(function: &str, state: AppState, handler: H) -> Result<(), Error>
 where
     H: Fn(&'static AppState, Request) -> F,
     F: Future<Output = Response<Body>>,
 {
     // The state lives as long as the instance; leaking it once lets every invocation borrow it.
     let state: &'static AppState = Box::leak(Box::new(state));
+    let served_by = &ServedBy::new(function);
     let handler = &handler;
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<ApiGatewayV2httpRequest>| async move {
-            Ok::<_, Error>(answer(state, handler, event).await)
+            Ok::<_, Error>(served_by.stamp(answer(state, handler, event).await))
         },
     ))
     .await
@@ -65,6 +107,7 @@ where
 /// Gateway request for `handler`. API Gateway events never have the scheduled event's top-level
 /// `source`, so no HTTP caller can trigger the scheduled work.
 pub async fn serve_with_schedule<H, F, S, G>(
+    function: &str,
     state: AppState,
     handler: H,
     on_schedule: S,
@@ -76,19 +119,22 @@ where
     G: Future<Output = serde_json::Value>,
 {
     let state: &'static AppState = Box::leak(Box::new(state));
+    let served_by = &ServedBy::new(function);
     let (handler, on_schedule) = (&handler, &on_schedule);
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<serde_json::Value>| async move {
-            Ok::<_, Error>(dispatch(state, handler, on_schedule, event).await)
+            Ok::<_, Error>(dispatch(state, served_by, handler, on_schedule, event).await)
         },
     ))
     .await
 }
 
 /// Answers one invocation of a function that also runs on a schedule (see
-/// [`serve_with_schedule`]): the scheduled work's result, or the API Gateway response as JSON.
+/// [`serve_with_schedule`]): the scheduled work's result, or the API Gateway response as JSON,
+/// stamped with `served_by`.
 pub async fn dispatch<H, F, S, G>(
     state: &'static AppState,
+    served_by: &ServedBy,
     handler: &H,
     on_schedule: &S,
     event: LambdaEvent<serde_json::Value>,
@@ -108,7 +154,7 @@ where
         // Not an event this function is invoked with: refuse it like any malformed request.
         Err(_) => response_to_event(ApiError::InvalidBody.into_response()),
     };
-    serde_json::to_value(response).unwrap_or_default()
+    serde_json::to_value(served_by.stamp(response)).unwrap_or_default()
 }
 
 /// Whether an invocation is EventBridge's scheduled event (`"source": "aws.events"`,

@@ -58,8 +58,10 @@ async fn deletes_everything_with_204_then_the_schedule_reclaims_the_files() {
     assert_eq!(env.files().len(), 121, "the files wait for reclaiming");
     // The schedule's tick, a real EventBridge scheduled event, through the whole adapter.
     let scheduled = Event::fixture("scheduled");
+    let served_by = lambda::ServedBy::with_instance("delete-messages", "0badcafe");
     let result = lambda::dispatch(
         env.leaked_state(),
+        &served_by,
         &handle,
         &reclaim,
         scheduled.lambda_event(),
@@ -78,9 +80,20 @@ async fn an_api_event_through_the_scheduled_adapter_is_an_http_request() {
     let env = TestEnv::new();
     let id = env.state.store.publish("text/plain", b"x").await.unwrap();
     let event = Event::fixture("delete-message").with_path_id(&id.to_string());
-    let result =
-        lambda::dispatch(env.leaked_state(), &handle, &reclaim, event.lambda_event()).await;
+    let served_by = lambda::ServedBy::with_instance("delete-messages", "0badcafe");
+    let result = lambda::dispatch(
+        env.leaked_state(),
+        &served_by,
+        &handle,
+        &reclaim,
+        event.lambda_event(),
+    )
+    .await;
     assert_eq!(result["statusCode"], 204, "{result}");
+    assert_eq!(
+        result["headers"]["x-served-by"], "delete-messages; instance=0badcafe",
+        "HTTP answers through the scheduled adapter are stamped too: {result}"
+    );
     assert!(!lambda::is_scheduled(&Event::fixture("delete-messages").0));
     assert!(lambda::is_scheduled(&Event::fixture("scheduled").0));
     assert!(env.files().iter().all(|f| f != &id.to_string()));

@@ -1,8 +1,14 @@
-//! The GET function: lists messages a page at a time, or returns one message's raw bytes.
+//! The GET function: lists messages a page at a time, or returns one message's raw bytes; a
+//! browser asking for `/` gets the message wall, an HTML page over the same API.
 //!
 //! Read-only by design: in the cloud its EFS grant is `ClientMount` alone.
 
-use lambda_http::{http::Method, Body, Request, Response};
+pub mod page;
+
+use lambda_http::{
+    http::{header, HeaderValue, Method},
+    Body, Request, Response,
+};
 use shared::{
     http::{self, ApiResult, ListQuery, Target},
     metrics::Metrics,
@@ -12,16 +18,35 @@ use shared::{
 /// The binary's name: the `Function` of its metrics.
 const FUNCTION: &str = env!("CARGO_PKG_NAME");
 
-/// Answers `GET /`, `GET /messages` (`?limit=&order=&after=`) and `GET /messages/{id}`.
+/// Answers `GET /`, `GET /messages` (`?limit=&order=&after=`) and `GET /messages/{id}`; `GET /`
+/// from a client that prefers `text/html` gets the message wall instead of the JSON list.
 pub async fn handle(state: &AppState, request: Request) -> Response<Body> {
-    let mut metrics = Metrics::for_route(FUNCTION, &request, Operation::List, Operation::Read);
-    let result = serve(state, &request, &mut metrics).await;
-    metrics.respond(&request, result)
+    let wall = page::is_root(&request) && page::prefers_html(&request);
+    let mut metrics = if wall {
+        Metrics::new(FUNCTION, Operation::Page)
+    } else {
+        Metrics::for_route(FUNCTION, &request, Operation::List, Operation::Read)
+    };
+    let result = serve(state, &request, wall, &mut metrics).await;
+    let mut response = metrics.respond(&request, result);
+    if page::is_root(&request) {
+        // The same URL answers HTML or JSON depending on Accept: caches must keep both apart.
+        response
+            .headers_mut()
+            .insert(header::VARY, HeaderValue::from_static("accept"));
+    }
+    response
 }
 
-async fn serve(state: &AppState, request: &Request, metrics: &mut Metrics) -> ApiResult {
+async fn serve(
+    state: &AppState,
+    request: &Request,
+    wall: bool,
+    metrics: &mut Metrics,
+) -> ApiResult {
     http::require_method(request, Method::GET)?;
     match Target::of(request)? {
+        Target::Collection if wall => Ok(page::wall()),
         Target::Collection => {
             let query = ListQuery::of(request)?;
             let page = metrics

@@ -7,6 +7,6 @@ fn main() -> Result<(), Error> {
     lambda::runtime()?.block_on(async {
         lambda::init_logging();
         let state = AppState::from_env()?;
-        lambda::serve(state, get_messages::handle).await
+        lambda::serve(env!("CARGO_BIN_NAME"), state, get_messages::handle).await
     })
 }
