@@ -40,6 +40,8 @@ class EmulatorShim:
         parts = urlsplit(upstream)
         self.host, self.port = parts.hostname, parts.port
         self.retried: list[str] = []
+        self.forwarded = 0
+        self.count_lock = threading.Lock()
         self.local = threading.local()
         shim = self
 
@@ -60,6 +62,8 @@ class EmulatorShim:
                 body = self.rfile.read(length) if length else None
                 headers = {k: v for k, v in self.headers.items()
                            if k.lower() not in HOP_BY_HOP and k.lower() != "host"}
+                with shim.count_lock:
+                    shim.forwarded += 1
                 for attempt in range(3):
                     resp, data = shim.send(self.command, self.path, body, headers)
                     if (self.command == "GET" and attempt < 2

@@ -65,10 +65,12 @@ def test_schemathesis_finds_no_contract_violation(single_instance_api, tmp_path)
     with EmulatorShim(single_instance_api.url) as shim:
         result = run_schemathesis(shim.url, max_examples, max_time, tmp_path)
     print(result.stdout[-6000:])
-    print(f"emulator 500s retried: {len(shim.retried)} {shim.retried}")
+    print(f"emulator 500s retried: {len(shim.retried)} of {shim.forwarded} requests {shim.retried}")
     assert result.returncode == 0, result.stdout[-20000:] + result.stderr[-4000:]
-    # A handful in thousands is the emulator's rate; more would be a problem of its own.
-    assert len(shim.retried) <= 5, shim.retried
+    # The emulator's own rate was measured at up to about 1 in 2,000 requests (7 in 2,000 at
+    # worst, with HTML pages); a fixed count flaked as the run grew to 20,000 requests. More than
+    # 1 in 500 (or 5 in a short run) would be a problem of its own, such as a function failing.
+    assert len(shim.retried) <= max(5, shim.forwarded // 500), (shim.forwarded, shim.retried)
 
 
 def run_schemathesis(url, max_examples, max_time, cwd):
