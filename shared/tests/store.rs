@@ -622,3 +622,24 @@ async fn listings_after_a_delete_all_skip_the_condemned_in_both_orders() {
         newest[2..]
     );
 }
+
+#[tokio::test]
+async fn directories_removed_and_made_again_are_seen_through_kept_handles() {
+    let (dir, store) = store();
+    let old = store.publish("text/plain", b"old").await.unwrap();
+    assert_eq!(store.read(old).await.unwrap().body, b"old");
+    // The whole tree goes (as a wipe or a restore would do it) and comes back with another
+    // message in the same directories: the instance's kept handles are on removed directories.
+    let top = dir.path().join(&old.to_string()[..6]);
+    fs::remove_dir_all(&top).unwrap();
+    let restored = seed(&store, MessageId::at_millis(old.unix_millis()), b"restored");
+    assert_eq!(store.read(restored).await.unwrap().body, b"restored");
+    assert!(matches!(store.read(old).await, Err(StoreError::NotFound)));
+    store.delete(restored).await.unwrap();
+    assert!(matches!(
+        store.read(restored).await,
+        Err(StoreError::NotFound)
+    ));
+    let posted = store.publish("text/plain", b"posted").await.unwrap();
+    assert_eq!(store.read(posted).await.unwrap().body, b"posted");
+}

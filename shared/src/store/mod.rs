@@ -377,43 +377,58 @@ fn read_message(
     handles: &MidHandles,
     id: MessageId,
 ) -> Result<Option<Message>, StoreError> {
-    let mid = Bucket::at(Level::Mid, id.unix_millis());
-    let mid_dir = match handles.get(dir, mid) {
-        Ok(mid_dir) => mid_dir,
-        Err(e) if listing::is_absent(&e) => return Ok(None),
-        Err(e) => return Err(e.into()),
-    };
     let name = format!("{}/{id}", Bucket::leaf_of(id).name());
-    let mut file = match rustix::fs::openat(
-        &*mid_dir,
-        name,
-        OFlags::RDONLY | OFlags::CLOEXEC,
-        Mode::empty(),
-    ) {
-        Ok(fd) => File::from(fd),
-        Err(rustix::io::Errno::NOENT | rustix::io::Errno::NOTDIR) => return Ok(None),
-        Err(rustix::io::Errno::STALE) => {
-            handles.forget(mid);
-            return Ok(None);
-        }
-        Err(e) => return Err(e.into()),
-    };
-    read_to_end(&mut file, id)
+    let opened = at_mid(dir, handles, id, |mid_dir| {
+        rustix::fs::openat(
+            mid_dir,
+            name.as_str(),
+            OFlags::RDONLY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+    })?;
+    match opened {
+        Some(fd) => read_to_end(&mut File::from(fd), id),
+        None => Ok(None),
+    }
 }
 
 /// Unlinks one message's file, relative to its kept mid-level directory.
 fn remove_message(dir: &Path, handles: &MidHandles, id: MessageId) -> std::io::Result<()> {
-    let mid = Bucket::at(Level::Mid, id.unix_millis());
-    let mid_dir = handles.get(dir, mid)?;
     let name = format!("{}/{id}", Bucket::leaf_of(id).name());
-    match rustix::fs::unlinkat(&*mid_dir, name, AtFlags::empty()) {
-        Ok(()) => Ok(()),
-        Err(rustix::io::Errno::STALE) => {
+    at_mid(dir, handles, id, |mid_dir| {
+        rustix::fs::unlinkat(mid_dir, name.as_str(), AtFlags::empty())
+    })?
+    .ok_or_else(|| std::io::ErrorKind::NotFound.into())
+}
+
+/// Runs `call` on the mid-level directory of `id`'s time, through the kept handle; if the name
+/// is not there, once more through freshly opened handles (a kept one may be on a directory that
+/// was removed and made again since: a restore, say). `Ok(None)`: the name is not there.
+fn at_mid<T>(
+    dir: &Path,
+    handles: &MidHandles,
+    id: MessageId,
+    call: impl Fn(&rustix::fd::OwnedFd) -> rustix::io::Result<T>,
+) -> std::io::Result<Option<T>> {
+    let mid = Bucket::at(Level::Mid, id.unix_millis());
+    for fresh in [false, true] {
+        if fresh {
             handles.forget(mid);
-            Err(std::io::ErrorKind::NotFound.into())
         }
-        Err(e) => Err(e.into()),
+        let mid_dir = match handles.get(dir, mid) {
+            Ok(mid_dir) => mid_dir,
+            Err(e) if listing::is_absent(&e) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        match call(&mid_dir) {
+            Ok(value) => return Ok(Some(value)),
+            Err(
+                rustix::io::Errno::NOENT | rustix::io::Errno::NOTDIR | rustix::io::Errno::STALE,
+            ) => {}
+            Err(e) => return Err(e.into()),
+        }
     }
+    Ok(None)
 }
 
 /// Reads a message the walk found, relative to its leaf directory.
