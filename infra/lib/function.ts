@@ -14,8 +14,30 @@ import { Route, WorkspaceFunction } from './workspace';
 export const MAX_MESSAGE_BYTES = 262144;
 /** Below the HTTP API's 30 s integration timeout, so a slow call ends as the function's own error. */
 export const FUNCTION_TIMEOUT = Duration.seconds(10);
-/** A Rust handler doing small file I/O needs little memory; 128 MB is the cheapest size. */
-export const FUNCTION_MEMORY_MB = 128;
+/**
+ * Memory per function, which also sets its CPU: Lambda gives a function CPU in proportion to its
+ * memory (1,769 MB is one vCPU, 128 MB about 7 %). Chosen from the power-tuning table in
+ * BENCHMARKS.md ("Power tuning"), measured on the latency file system at 10,000 stored:
+ *  - get-messages: 256 MB. A page of 100 makes several hundred file-system round trips and needs
+ *    a few ms of CPU, which at 128 MB's share often waits for the next 100 ms CPU period; at
+ *    256 MB a page is about three times faster for about the same cost per million requests
+ *    (fewer billed milliseconds at twice the rate). Reads by id are as fast at any size.
+ *  - post-message and delete-messages: 128 MB, the cheapest. They wait on EFS (and DELETE of
+ *    everything on the clock-skew bound), not on the CPU: more memory changes neither latency
+ *    nor anything but the price. Reclaiming is time-bounded per run, whatever the share.
+ */
+export const FUNCTION_MEMORY_MB: Readonly<Record<string, number>> = {
+  'get-messages': 256,
+  'post-message': 128,
+  'delete-messages': 128,
+};
+/** A function the table does not name (a new binary in the route table) gets the cheapest size. */
+export const DEFAULT_FUNCTION_MEMORY_MB = 128;
+
+/** The memory size of the function built from `binaryName`. */
+export function memoryOf(binaryName: string): number {
+  return FUNCTION_MEMORY_MB[binaryName] ?? DEFAULT_FUNCTION_MEMORY_MB;
+}
 /** Default reserved concurrency per function (see README: EFS allows 25,000 connections). */
 export const DEFAULT_RESERVED_CONCURRENCY = 10;
 /** The alias the routes invoke; CodeDeploy moves it from version to version. */
@@ -149,7 +171,7 @@ export class MessageFunction extends Construct {
         cargoLambdaFlags: ['--disable-optimizations'],
       },
       description: `${fn.binaryName}: ${fn.routes.map((r) => `${r.method} ${r.path}`).join(', ')}`,
-      memorySize: FUNCTION_MEMORY_MB,
+      memorySize: memoryOf(fn.binaryName),
       timeout: FUNCTION_TIMEOUT,
       reservedConcurrentExecutions:
         'reservedConcurrency' in props ? props.reservedConcurrency : DEFAULT_RESERVED_CONCURRENCY,
