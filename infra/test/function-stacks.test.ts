@@ -70,7 +70,10 @@ describe('function stacks', () => {
 
     test('the contract\'s environment and the shared access point mounted at /mnt/msg', () => {
       const [[, fn]] = resourcesOfType(json, 'AWS::Lambda::Function');
+      // Exactly these: never LOCAL_CREATE_MESSAGES_DIR, the local-only setting (Cargo.toml's watch
+      // env) that creates a missing messages directory; in the cloud a missing mount must be 503.
       expect(fn.Properties.Environment.Variables).toEqual({ MESSAGES_DIR: '/mnt/msg', MAX_MESSAGE_BYTES: '262144' });
+      expect(fn.Properties.Environment.Variables).not.toHaveProperty('LOCAL_CREATE_MESSAGES_DIR');
       expect(fn.Properties.FileSystemConfigs).toHaveLength(1);
       expect(fn.Properties.FileSystemConfigs[0].LocalMountPath).toBe('/mnt/msg');
       expect(JSON.stringify(fn.Properties.FileSystemConfigs[0].Arn)).toMatch(
