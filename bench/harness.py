@@ -61,6 +61,10 @@ MESSAGE_SIZE = 256
 LAT_META_US, LAT_READ_US, LAT_WRITE_US = 1000, 250, 2700
 
 
+#: Requests of the design comparison that failed (the report lists them).
+FAILURES = []
+
+
 def log(*args):
     print(*args, file=sys.stderr, flush=True)
 
@@ -224,7 +228,12 @@ class Server:
         if "error" in answer:
             raise RuntimeError(f"{self.design}: {answer['error']}")
         if answer.get("errors"):
-            raise RuntimeError(f"{self.design}: {answer['errors']} requests failed: {request}")
+            # Reported, not fatal: the run goes on and the report says which figures include
+            # failed requests (FAILURES below), with the first failure's answer.
+            text = (f"{self.design}: {answer['errors']} requests failed "
+                    f"(first: {answer.get('first_failure')}): {str(request)[:300]}")
+            log("FAILED " + text)
+            FAILURES.append(text)
         return answer
 
     def close(self):
@@ -1780,6 +1789,7 @@ def main():
         shutil.rmtree(work, ignore_errors=True)
 
     report["elapsed_s"] = time.monotonic() - started
+    report["design_failures"] = FAILURES
     report["loadavg_at_end"] = Path("/proc/loadavg").read_text().split()[:3]
     report["cpu_busy_other_pct"] = busy.summary()
     (out / "results.json").write_text(json.dumps(report, indent=1))
@@ -1864,6 +1874,9 @@ def write_report(report, path, has_plot, has_lplot, counts, local_delete_counts)
                            lam.get('cpu_busy_during_pct') is not None else "") +
         ". The load average counts the threads waiting on latfs, so it says nothing about CPU "
         "contention.",
+        *(["", "**Failed requests in the design comparison** (their timings are in the figures):",
+           *[f"- {f}" for f in report.get("design_failures", [])]]
+          if report.get("design_failures") else []),
         "",
     ]
     if lam:

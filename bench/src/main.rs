@@ -366,13 +366,18 @@ impl Server {
                     .unwrap_or_default();
                 let mut ns = Vec::with_capacity(ids.len());
                 let mut bad = 0;
+                let mut first_failure = None;
                 for id in &ids {
                     let event = Event::fixture("get-message").with_path_id(id);
                     let outcome = self.time(get_messages::handle(self.state, event.request()));
-                    bad += usize::from(outcome.status != 200);
+                    if outcome.status != 200 {
+                        bad += 1;
+                        let body = String::from_utf8_lossy(outcome.response.body().as_ref());
+                        first_failure.get_or_insert(format!("{id}: {} {body}", outcome.status));
+                    }
                     ns.push(outcome.ns);
                 }
-                json!({"ns": ns, "errors": bad})
+                json!({"ns": ns, "errors": bad, "first_failure": first_failure})
             }
             "delete_all" => {
                 let event = Event::fixture("delete-messages");
