@@ -192,6 +192,18 @@ mod metrics {
         assert_eq!(doc["Errors"], 0);
         drop(capture);
 
+        // At rest (nothing left to reclaim) a run writes no document: no custom metric is fed
+        // every minute by the schedule alone.
+        let capture = Capture::start();
+        let result = delete_messages::reclaim(&env.state).await;
+        assert_eq!(result["reclaimed"]["finished"], true, "{result}");
+        assert_eq!(result["reclaimed"]["messages"], 0, "{result}");
+        assert_eq!(
+            test_support::emf_documents(&capture),
+            Vec::<serde_json::Value>::new()
+        );
+        drop(capture);
+
         let capture = Capture::start();
         let result = delete_messages::reclaim(&env.unmounted()).await;
         assert!(result["error"].is_string(), "{result}");
