@@ -47,7 +47,6 @@ BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 EFS_BENCH = BENCH / "target" / "release" / "efs-bench"
 LATFS = BENCH / "target" / "release" / "latfs"
-EVENT_TEMPLATE = BENCH.parent / "test-support/fixtures/events/get-root.json"
 FUNCTIONS = ["get-messages", "post-message", "delete-messages"]
 DESIGNS = ["original", "naive", "ours"]
 DESIGN_LABELS = {
@@ -386,41 +385,6 @@ def run_designs(fs_name, backing, messages_dir, counts, extra_delete_counts, sam
 # functions: zip size, start to ready, peak RSS
 
 
-def api_event(method):
-    """An API Gateway HTTP API (payload 2.0) event from the project's own fixtures (the Rust
-    side of the bench uses test-support's builders on the same files)."""
-    event = json.loads(EVENT_TEMPLATE.read_text())
-    event["requestContext"]["http"]["method"] = method
-    event["routeKey"] = f"{method} /messages"
-    event["requestContext"]["routeKey"] = event["routeKey"]
-    return event
-
-
-def with_path_id(event, message_id):
-    method = event["requestContext"]["http"]["method"]
-    path = f"/messages/{message_id}"
-    event["rawPath"] = path
-    event["requestContext"]["http"]["path"] = path
-    event["routeKey"] = f"{method} /messages/{{id}}"
-    event["requestContext"]["routeKey"] = event["routeKey"]
-    event["pathParameters"] = {"id": message_id}
-    return event
-
-
-def with_query(event, raw):
-    event["rawQueryString"] = raw
-    event["queryStringParameters"] = dict(p.split("=", 1) for p in raw.split("&") if p)
-    return event
-
-
-def with_body(event, text, content_type="text/plain; charset=utf-8"):
-    event["body"] = text
-    event["isBase64Encoded"] = False
-    event["headers"]["content-length"] = str(len(text.encode()))
-    event["headers"]["content-type"] = content_type
-    return event
-
-
 def function_env(runtime, messages_dir, name):
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env.update({
@@ -456,21 +420,21 @@ def workload(name, ids):
     events = []
     if name == "get-messages":
         for _ in range(3):
-            events.append(with_query(api_event("GET"), "limit=100"))
-            events.append(with_query(api_event("GET"), f"limit=100&after={ids[len(ids) // 2]}"))
+            events.append(L.list_event(limit=100))
+            events.append(L.list_event(limit=100, after=ids[len(ids) // 2]))
             # The last page holds the three 256 KiB messages.
-            events.append(with_query(api_event("GET"), f"limit=100&after={ids[-101]}"))
-            events.append(with_path_id(api_event("GET"), small[7]))
-            events.append(with_path_id(api_event("GET"), big[0]))
+            events.append(L.list_event(limit=100, after=ids[-101]))
+            events.append(L.get_event(small[7]))
+            events.append(L.get_event(big[0]))
     elif name == "post-message":
         for n in range(20):
-            events.append(with_body(api_event("POST"), body(MESSAGE_SIZE, n)))
+            events.append(L.post_event(body(MESSAGE_SIZE, n)))
         for n in range(3):
-            events.append(with_body(api_event("POST"), body(262_144, n)))
+            events.append(L.post_event(body(262_144, n)))
     else:
         for i in range(5):
-            events.append(with_path_id(api_event("DELETE"), small[i]))
-        events.append(api_event("DELETE"))
+            events.append(L.delete_event(small[i]))
+        events.append(L.delete_all_event())
     return events
 
 

@@ -8,6 +8,7 @@ import {
   FUNCTION_NAMES,
   functionStackName,
   resourcesOfType,
+  renderJoin,
   synth,
 } from './helpers';
 
@@ -17,20 +18,8 @@ const routesOf = (templates: Record<string, any>): Array<[string, any]> =>
     resourcesOfType(templates[functionStackName(binary)], 'AWS::ApiGatewayV2::Route').map(([, r]) => [binary, r] as [string, any]),
   );
 
-/** An `Fn::Join` of literals and `{Ref}`s as one string (`${AWS::Region}`, `${ApiHttpApi...}`). */
-function render(value: any): string {
-  if (typeof value === 'string') {
-    return value;
-  }
-  if (value?.Ref) {
-    return `\${${value.Ref}}`;
-  }
-  if (value?.['Fn::Join']) {
-    const [sep, parts] = value['Fn::Join'];
-    return parts.map(render).join(sep);
-  }
-  throw new Error(`cannot render ${JSON.stringify(value)}`);
-}
+/** An `Fn::Join` of literals and `{Ref}`s as one string; anything else is a test failure. */
+const render = (value: any): string => renderJoin(value, true);
 
 describe('access=iam (the default): every route requires SigV4', () => {
   const { templates } = synth();

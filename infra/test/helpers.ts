@@ -138,3 +138,24 @@ export function allStatements(node: unknown, out: any[] = []): any[] {
 }
 
 export const asList = <T>(value: T | T[] | undefined): T[] => (value === undefined ? [] : Array.isArray(value) ? value : [value]);
+
+/**
+ * An `Fn::Join` of literals and `{Ref}`s as one string, `Ref`s as `${Name}` placeholders. Another
+ * intrinsic is an error when `strict`, else a `${<its JSON>}` placeholder.
+ */
+export function renderJoin(value: any, strict: boolean): string {
+  if (typeof value === 'string') {
+    return value;
+  }
+  if (value?.Ref) {
+    return `\${${value.Ref}}`;
+  }
+  if (value?.['Fn::Join']) {
+    const [sep, parts] = value['Fn::Join'];
+    return parts.map((part: any) => renderJoin(part, strict)).join(sep);
+  }
+  if (strict) {
+    throw new Error(`cannot render ${JSON.stringify(value)}`);
+  }
+  return `\${${JSON.stringify(value)}}`;
+}

@@ -1,20 +1,8 @@
 import { Template } from 'aws-cdk-lib/assertions';
-import { asList, BASE_STACK, FUNCTION_NAMES, functionStackName, resourcesOfType, synth } from './helpers';
+import { asList, BASE_STACK, FUNCTION_NAMES, functionStackName, renderJoin, resourcesOfType, synth } from './helpers';
 
-/** An `Fn::Join` of literals and intrinsics as one string (intrinsics as `${...}` placeholders). */
-function render(value: any): string {
-  if (typeof value === 'string') {
-    return value;
-  }
-  if (value?.Ref) {
-    return `\${${value.Ref}}`;
-  }
-  if (value?.['Fn::Join']) {
-    const [sep, parts] = value['Fn::Join'];
-    return parts.map(render).join(sep);
-  }
-  return `\${${JSON.stringify(value)}}`;
-}
+/** An `Fn::Join` of literals and intrinsics as one string (other intrinsics as placeholders). */
+const render = (value: any): string => renderJoin(value, false);
 
 const alarmsOf = (json: any): Record<string, any> =>
   Object.fromEntries(resourcesOfType(json, 'AWS::CloudWatch::Alarm').map(([id, r]) => [id, r.Properties]));
