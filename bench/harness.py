@@ -269,7 +269,7 @@ def seed(design, backing, count):
         return list(range(count))
     subprocess.run([str(EFS_BENCH), "seed", "--dir", str(backing), "--count", str(count),
                     "--size", str(MESSAGE_SIZE)], check=True, stdout=subprocess.DEVNULL)
-    # Messages live in the store's shard directories (shared/src/store.rs).
+    # Messages live in the store's time directories (shared/src/store/layout.rs).
     return sorted(name for _, _, files in os.walk(backing) for name in files if len(name) == 36)
 
 
