@@ -1113,13 +1113,21 @@ def probes_table(probes, title):
     return "\n".join(lines)
 
 
-def plot(results, path):
+def pyplot():
+    """matplotlib's pyplot without a display, or None (with a word why) when it is missing."""
     try:
         import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
         log("matplotlib is not installed: no plot (bench/run.sh installs it into bench/.venv)")
+        return None
+    return plt
+
+
+def plot(results, path):
+    plt = pyplot()
+    if plt is None:
         return False
     figures = [
         ("POST p50", lambda r: r.get("post", {}).get("p50")),
@@ -1446,12 +1454,8 @@ def lambda_report(lam):
 
 
 def lambda_plot(lam, path):
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        log("matplotlib is not installed: no plot (bench/run.sh installs it into bench/.venv)")
+    plt = pyplot()
+    if plt is None:
         return False
     where = "latfs" if "latfs_skipped" not in lam else "local"
     fig, axes = plt.subplots(2, 2, figsize=(13, 10))

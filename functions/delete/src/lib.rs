@@ -57,7 +57,7 @@ pub async fn reclaim(state: &AppState) -> serde_json::Value {
         // A run that found nothing to reclaim (the store at rest) writes no metrics and no log
         // line: a metric that receives data every minute is billed as a custom metric every
         // hour, and the schedule must cost nothing while nothing is deleted.
-        Ok(done) if done.finished && done.messages + done.temporaries + done.directories == 0 => {
+        Ok(done) if done.finished && done.removed() == 0 => {
             serde_json::json!({ "reclaimed": done })
         }
         Ok(done) => {

@@ -11,14 +11,7 @@
 //! their leaf's, so each step is one lookup, not a walk of the whole path.
 
 use std::{
-    collections::VecDeque,
-    ffi::CStr,
-    io,
-    mem::MaybeUninit,
-    os::fd::OwnedFd,
-    path::Path,
-    sync::Arc,
-    time::{SystemTime, UNIX_EPOCH},
+    collections::VecDeque, ffi::CStr, io, mem::MaybeUninit, os::fd::OwnedFd, path::Path, sync::Arc,
 };
 
 use rustix::fs::{Mode, OFlags, RawDir, CWD};
@@ -27,7 +20,7 @@ use super::{
     cutoff,
     io::{blocking, concurrently},
     layout::{Bucket, Level},
-    StoreError,
+    now_millis, StoreError,
 };
 use crate::MessageId;
 
@@ -103,12 +96,6 @@ impl Range {
     }
 }
 
-fn now_millis() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
-
 /// A message found by the walk, with a handle on its leaf directory to open it by.
 #[derive(Debug, Clone)]
 pub(crate) struct Found {
@@ -132,16 +119,9 @@ enum Item {
 }
 
 impl Item {
-    /// What kind of listing expanding this item is: a level's directory, or the top level.
+    /// What kind of listing expanding this item is: a level's directory, or the top level (also
+    /// the level whose density the listing's child count tells, for the estimates).
     fn kind(&self) -> Option<Level> {
-        match self {
-            Self::Dir { bucket, .. } => Some(bucket.level),
-            Self::Tops { .. } | Self::Found(_) => None,
-        }
-    }
-
-    /// The level of what listing this item gives, for the estimates.
-    fn listed_level(&self) -> Option<Level> {
         match self {
             Self::Dir { bucket, .. } => Some(bucket.level),
             Self::Tops { .. } | Self::Found(_) => None,
@@ -261,7 +241,7 @@ impl Walk {
                 .filter_map(|&position| slots[position].take())
                 .map(|item| (item, Arc::clone(&self.root), self.range))
                 .collect();
-            let levels: Vec<Option<Level>> = jobs.iter().map(|job| job.0.listed_level()).collect();
+            let levels: Vec<Option<Level>> = jobs.iter().map(|job| job.0.kind()).collect();
             let listing = concurrently(jobs, |(item, root, range)| expand(item, &root, &range));
             let (expansions, cutoff_read) = if self.cutoff_pending {
                 let dir = Arc::clone(&self.dir);

@@ -51,6 +51,13 @@ pub struct Reclaimed {
     pub finished: bool,
 }
 
+impl Reclaimed {
+    /// Everything the run removed: messages, temporaries and directories.
+    pub fn removed(&self) -> usize {
+        self.messages + self.temporaries + self.directories
+    }
+}
+
 /// What reclaiming goes by: the cut-off, and how old a directory must be to be removed.
 #[derive(Debug, Clone, Copy)]
 struct Bounds {
@@ -92,8 +99,7 @@ pub(super) async fn run(dir: Arc<Path>, budget: ReclaimBudget) -> Result<Reclaim
     })
     .await?;
     let out_of_budget = |done: &Reclaimed| {
-        done.messages + done.temporaries + done.directories >= budget.max_removals
-            || started.elapsed() >= budget.max_time
+        done.removed() >= budget.max_removals || started.elapsed() >= budget.max_time
     };
     for top in tops {
         // The mid-level directories of this top one that hold condemned messages.
