@@ -17,7 +17,7 @@ use std::{
     os::unix::{fs::PermissionsExt, process::CommandExt},
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
-    sync::mpsc,
+    sync::{mpsc, Mutex},
     thread,
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
@@ -75,16 +75,23 @@ fn main() {
         .collect();
     println!("\nrunning {} tests", scenarios.len());
     let (mut passed, mut failed, mut filtered) = (0, 0, 0);
+    let mut skipped = Vec::new();
     for (name, scenario) in scenarios {
         if !filter.is_empty() && !filter.iter().any(|f| name.contains(f.as_str())) {
             filtered += 1;
             continue;
         }
         match std::panic::catch_unwind(scenario) {
-            Ok(()) => {
-                println!("test {name} ... ok");
-                passed += 1;
-            }
+            Ok(()) => match SKIPPED.lock().unwrap().take() {
+                Some(reason) => {
+                    println!("test {name} ... SKIPPED: {reason}");
+                    skipped.push(name);
+                }
+                None => {
+                    println!("test {name} ... ok");
+                    passed += 1;
+                }
+            },
             Err(_) => {
                 println!("test {name} ... FAILED");
                 failed += 1;
@@ -92,10 +99,23 @@ fn main() {
         }
     }
     let verdict = if failed == 0 { "ok" } else { "FAILED" };
+    // A skipped scenario is counted with libtest's word for a test that did not run.
     println!(
-        "\ntest result: {verdict}. {passed} passed; {failed} failed; 0 ignored; 0 measured; {filtered} filtered out\n"
+        "\ntest result: {verdict}. {passed} passed; {failed} failed; {} ignored; 0 measured; {filtered} filtered out",
+        skipped.len()
     );
+    if !skipped.is_empty() {
+        println!("SKIPPED (not run, not passed): {}", skipped.join(", "));
+    }
+    println!();
     std::process::exit(i32::from(failed > 0));
+}
+
+/// Set by a scenario that cannot run here, with the reason; the harness reports it as SKIPPED.
+static SKIPPED: Mutex<Option<String>> = Mutex::new(None);
+
+fn skip(reason: &str) {
+    *SKIPPED.lock().unwrap() = Some(reason.to_owned());
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -375,9 +395,25 @@ fn concurrent_processes() {
         pump.join().unwrap();
     }
     completed.extend(rx.try_iter());
-    for mut child in writers.into_iter().chain(readers) {
+    for mut child in writers {
         let status = child.wait().unwrap();
-        assert!(status.success(), "a writer or reader failed: {status}");
+        assert!(status.success(), "a writer failed: {status}");
+    }
+    for reader in readers {
+        let output = reader.wait_with_output().unwrap();
+        assert!(
+            output.status.success(),
+            "a reader failed: {}",
+            output.status
+        );
+        let checked: usize = String::from_utf8_lossy(&output.stdout)
+            .trim()
+            .parse()
+            .expect("a reader prints how many messages it checked");
+        assert!(
+            checked > 0,
+            "a reader checked no message: it proved nothing"
+        );
     }
     let mut late_ids = HashSet::new();
     for child in late {
@@ -623,25 +659,60 @@ fn read_only_file_system() {
         assert_eq!(all_messages(&store).len(), 1);
         fs.remount("rw");
     } else {
-        // Without root, a directory we may not write to is the closest to a read-only mount.
+        // Without root, a store none of whose directories we may write to (the messages
+        // directory and every time directory below it) is the closest to a read-only mount.
+        struct ReadOnlyTree(Vec<PathBuf>);
+        impl Drop for ReadOnlyTree {
+            fn drop(&mut self) {
+                for dir in &self.0 {
+                    let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755));
+                }
+            }
+        }
         let dir = tempfile::tempdir().unwrap();
         let store = MessageStore::new(dir.path());
         let rt = runtime();
         let kept = rt.block_on(store.publish("text/plain", b"kept")).unwrap();
-        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o555)).unwrap();
+        let mut dirs = vec![dir.path().to_path_buf()];
+        let mut pending = dirs.clone();
+        while let Some(parent) = pending.pop() {
+            for entry in std::fs::read_dir(parent).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    dirs.push(path.clone());
+                    pending.push(path);
+                }
+            }
+        }
+        assert!(
+            dirs.len() > 1,
+            "the message is filed below the messages directory"
+        );
+        let _restore = ReadOnlyTree(dirs.clone());
+        for dir in &dirs {
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o555)).unwrap();
+        }
+        let error = rt.block_on(store.publish("text/plain", b"x")).unwrap_err();
+        assert!(
+            matches!(&error, StoreError::Unavailable(e) if e.kind() == std::io::ErrorKind::PermissionDenied),
+            "{error:?}"
+        );
         assert!(matches!(
-            rt.block_on(store.publish("text/plain", b"x")),
+            rt.block_on(store.delete(kept)),
+            Err(StoreError::Unavailable(_))
+        ));
+        assert!(matches!(
+            rt.block_on(store.delete_all()),
             Err(StoreError::Unavailable(_))
         ));
         assert_eq!(rt.block_on(store.read(kept)).unwrap().body, b"kept");
-        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        assert_eq!(all_messages(&store).len(), 1);
     }
 }
 
 fn full_file_system() {
     if !is_root() {
-        println!("    (full_file_system: needs root to mount a small tmpfs; checked in CI)");
-        return;
+        return skip("needs root to mount a small tmpfs (CI runs as root)");
     }
     let fs = Tmpfs::mount("size=512k").expect("root can mount tmpfs");
     let store = MessageStore::new(fs.path());
