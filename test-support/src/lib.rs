@@ -7,6 +7,7 @@
 use std::{
     future::Future,
     path::{Path, PathBuf},
+    time::{SystemTime, UNIX_EPOCH},
 };
 
 use base64::Engine;
@@ -382,4 +383,45 @@ pub fn assert_error(response: &Response<Body>, status: u16, code: &str) {
         "application/json",
         "error bodies are JSON"
     );
+}
+
+/// The Unix time in milliseconds now: a clock reading taken around a request, for bounding the
+/// `createdAt` it answers.
+pub fn now_millis() -> u64 {
+    let since_epoch = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("the clock is after 1970");
+    u64::try_from(since_epoch.as_millis()).expect("milliseconds fit in 64 bits")
+}
+
+/// When a message was created, in Unix milliseconds, read by hand from its id's text: the first
+/// 12 hex digits of a UUID version 7 (RFC 9562), without `MessageId`'s own decoding.
+pub fn millis_in_id(id: &str) -> u64 {
+    let digits: String = id.chars().filter(|c| *c != '-').take(12).collect();
+    assert_eq!(digits.len(), 12, "{id:?} is too short for an id");
+    u64::from_str_radix(&digits, 16).unwrap_or_else(|e| panic!("{id:?}: {e}"))
+}
+
+/// `unix_millis` written as the contract's `createdAt` (RFC 3339, UTC, milliseconds, `Z`),
+/// computed by hand (days to civil date, after Howard Hinnant's `civil_from_days`) rather than
+/// with the chrono calls the code under test makes. The functions' tests pin it to literals.
+pub fn rfc3339_millis(unix_millis: u64) -> String {
+    let (days, ms_of_day) = (unix_millis / 86_400_000, unix_millis % 86_400_000);
+    let z = days + 719_468; // days since 0000-03-01
+    let era = z / 146_097;
+    let day_of_era = z % 146_097;
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_from_march = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_from_march + 2) / 5 + 1;
+    let month = if month_from_march < 10 {
+        month_from_march + 3
+    } else {
+        month_from_march - 9
+    };
+    let year = era * 400 + year_of_era + u64::from(month <= 2);
+    let (hours, minutes) = (ms_of_day / 3_600_000, ms_of_day / 60_000 % 60);
+    let (seconds, millis) = (ms_of_day / 1000 % 60, ms_of_day % 1000);
+    format!("{year:04}-{month:02}-{day:02}T{hours:02}:{minutes:02}:{seconds:02}.{millis:03}Z")
 }

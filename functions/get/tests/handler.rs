@@ -1,8 +1,10 @@
 //! The GET function fed real API Gateway HTTP API events.
 
 use get_messages::handle;
-use shared::MessageId;
-use test_support::{assert_error, json_of, Event, TestEnv};
+use shared::{format, MessageId};
+use test_support::{
+    assert_error, json_of, millis_in_id, now_millis, rfc3339_millis, Event, TestEnv,
+};
 
 async fn seed(env: &TestEnv, bodies: &[(&str, &[u8])]) -> Vec<MessageId> {
     let mut ids = Vec::new();
@@ -29,6 +31,7 @@ async fn an_empty_store_lists_nothing() {
 #[tokio::test]
 async fn lists_text_as_utf8_and_binary_as_base64_oldest_first() {
     let env = TestEnv::new();
+    let before = now_millis();
     let ids = seed(
         &env,
         &[
@@ -38,6 +41,7 @@ async fn lists_text_as_utf8_and_binary_as_base64_oldest_first() {
         ],
     )
     .await;
+    let after = now_millis();
     let response = handle(&env.state, Event::fixture("get-root").request()).await;
     assert_eq!(response.headers()["content-type"], "application/json");
     let (status, body) = json_of(&response);
@@ -46,7 +50,13 @@ async fn lists_text_as_utf8_and_binary_as_base64_oldest_first() {
     assert_eq!(messages.len(), 3);
     for (message, id) in messages.iter().zip(&ids) {
         assert_eq!(message["id"], id.to_string());
-        assert_eq!(message["createdAt"], id.created_at_rfc3339());
+        // The time in the id's first 12 hex digits, which is when it was stored.
+        let created = millis_in_id(&id.to_string());
+        assert!(
+            (before..=after).contains(&created),
+            "{before} <= {created} <= {after}"
+        );
+        assert_eq!(message["createdAt"], rfc3339_millis(created));
     }
     assert_eq!(messages[0]["body"], "héllo ✓");
     assert_eq!(messages[0]["bodyEncoding"], "utf8");
@@ -57,6 +67,48 @@ async fn lists_text_as_utf8_and_binary_as_base64_oldest_first() {
     assert_eq!(messages[2]["bodyEncoding"], "base64");
     assert_eq!(messages[2]["size"], 3);
     assert_eq!(body["next"], serde_json::Value::Null);
+}
+
+#[tokio::test]
+async fn created_at_is_the_time_the_id_carries() {
+    // Known ids with their times written out: RFC 9562's own UUIDv7 example (Appendix A.6), a
+    // leap day, and milliseconds past a second. Filed where the store keeps them, as a seeding
+    // tool does, because a POST can only make an id of the present.
+    let known = [
+        (
+            "017f22e2-79b0-7cc3-98c4-dc0c0c07398f",
+            "2022-02-22T19:22:22.000Z",
+        ),
+        (
+            "00dd9d3a-0e07-7abc-8def-0123456789ab",
+            "2000-02-29T12:00:00.007Z",
+        ),
+        (
+            "01a0c450-6c7b-7abc-9def-0123456789ab",
+            "2026-09-21T14:13:20.123Z",
+        ),
+    ];
+    let env = TestEnv::new();
+    for (id, _) in known {
+        let path = env.state.store.message_path(MessageId::parse(id).unwrap());
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, format::encode("text/plain", b"known")).unwrap();
+    }
+    let (status, body) = json_of(&handle(&env.state, list("limit=10").request()).await);
+    assert_eq!(status, 200);
+    let listed: Vec<(&str, &str)> = body["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (m["id"].as_str().unwrap(), m["createdAt"].as_str().unwrap()))
+        .collect();
+    let mut expected = known.to_vec();
+    expected.sort();
+    assert_eq!(listed, expected);
+    // The same literals pin the by-hand reading the other tests compare with.
+    for (id, created_at) in known {
+        assert_eq!(rfc3339_millis(millis_in_id(id)), created_at, "{id}");
+    }
 }
 
 #[tokio::test]

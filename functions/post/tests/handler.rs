@@ -2,19 +2,29 @@
 
 use post_message::handle;
 use shared::{lambda, MessageId};
-use test_support::{assert_error, json_of, CapturedLogs, Event, TestEnv};
+use test_support::{
+    assert_error, json_of, millis_in_id, now_millis, rfc3339_millis, CapturedLogs, Event, TestEnv,
+};
 
 #[tokio::test]
 async fn stores_a_text_message_and_answers_201_with_its_location() {
     let env = TestEnv::new();
+    let before = now_millis();
     let response = handle(&env.state, Event::fixture("post-message-text").request()).await;
+    let after = now_millis();
     let (status, body) = json_of(&response);
     assert_eq!(status, 201);
     let id = MessageId::parse(body["id"].as_str().unwrap()).unwrap();
     assert_eq!(response.headers()["location"], format!("/messages/{id}"));
     assert_eq!(body["size"], "Hello from EFS!".len());
     assert_eq!(body["contentType"], "text/plain; charset=utf-8");
-    assert_eq!(body["createdAt"], id.created_at_rfc3339());
+    // createdAt is the time in the id (its first 12 hex digits), which is when it was posted.
+    let created = millis_in_id(body["id"].as_str().unwrap());
+    assert!(
+        (before..=after).contains(&created),
+        "{before} <= {created} <= {after}"
+    );
+    assert_eq!(body["createdAt"], rfc3339_millis(created));
     let stored = env.state.store.read(id).await.unwrap();
     assert_eq!(stored.body, b"Hello from EFS!");
     assert_eq!(stored.content_type, "text/plain; charset=utf-8");
