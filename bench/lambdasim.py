@@ -1,4 +1,4 @@
-"""Function instances as Lambda runs them, for the benchmark harness (``bench/harness.py``).
+"""Function instances as Lambda runs them, for the benchmark harness (``bench/harness/``).
 
 * :class:`RuntimeApi`: the part of the Lambda Runtime API a function uses (``/next``,
   ``/response``, ``/error``, ``/init/error``), one server per instance. It times each invocation

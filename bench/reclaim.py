@@ -6,12 +6,13 @@ the delete function remove what it condemned, run by run.
     bench/reclaim.py --count 1000000       a million (about 4 GB of scratch disk)
     bench/reclaim.py --memory 1769 --local
 
-Builds on ``harness.py`` (latfs, seeding) and ``lambdasim.py`` (the Runtime API, the cgroup CPU
-share): the real ``target/release/delete-messages`` binary gets ``DELETE /messages``, then the
-EventBridge scheduled event of ``test-support/fixtures/events/scheduled.json`` until a run reports
-``finished``. The messages are seeded an hour old (at 100 per second), so that reclaiming may also
-remove their directories. Prints one line per run and a summary; ``--json`` writes every figure.
-Needs root (cgroups, FUSE) and ``bench/run.sh`` to have built the bench and the release binaries.
+Builds on the harness (``harness/``: latfs, seeding) and ``lambdasim.py`` (the Runtime API, the
+cgroup CPU share): the real ``target/release/delete-messages`` binary gets ``DELETE /messages``,
+then the EventBridge scheduled event of ``test-support/fixtures/events/scheduled.json`` until a
+run reports ``finished``. The messages are seeded an hour old (at 100 per second), so that
+reclaiming may also remove their directories. Prints one line per run and a summary; ``--json``
+writes every figure. Needs root (cgroups, FUSE) and ``bench/run.sh`` to have built the bench and
+the release binaries.
 """
 
 import argparse
@@ -24,12 +25,13 @@ import tempfile
 import time
 from pathlib import Path
 
-import harness as H
 import lambdasim as L
+from harness.common import EFS_BENCH, MESSAGE_SIZE, ROOT
+from harness.latfs import LatFs
 
 
 def scheduled_event():
-    return json.loads((H.ROOT / "test-support/fixtures/events/scheduled.json").read_text())
+    return json.loads((ROOT / "test-support/fixtures/events/scheduled.json").read_text())
 
 
 def main():
@@ -41,8 +43,8 @@ def main():
     parser.add_argument("--json", type=Path, help="write every figure here")
     args = parser.parse_args()
 
-    binary = H.ROOT / "target/release/delete-messages"
-    if not binary.exists() or not H.EFS_BENCH.exists():
+    binary = ROOT / "target/release/delete-messages"
+    if not binary.exists() or not EFS_BENCH.exists():
         sys.exit("build first: bench/run.sh (or cargo build --release -p delete-messages, and "
                  "cargo build --release in bench/)")
     why = L.cgroups_unavailable()
@@ -55,16 +57,16 @@ def main():
             backing = messages_dir = work / "messages"
             backing.mkdir()
         else:
-            why_not = H.LatFs.unavailable()
+            why_not = LatFs.unavailable()
             if why_not:
                 sys.exit(f"latfs unavailable: {why_not} (use --local)")
-            latfs = H.LatFs(work)
+            latfs = LatFs(work)
             latfs.start()
             backing, messages_dir = latfs.backing, latfs.mountpoint
         hour_ago = int(time.time() * 1000) - 3_600_000
         t = time.monotonic()
-        subprocess.run([str(H.EFS_BENCH), "seed", "--dir", str(backing), "--count", str(args.count),
-                        "--size", str(H.MESSAGE_SIZE), "--rate", "100", "--end-ms", str(hour_ago),
+        subprocess.run([str(EFS_BENCH), "seed", "--dir", str(backing), "--count", str(args.count),
+                        "--size", str(MESSAGE_SIZE), "--rate", "100", "--end-ms", str(hour_ago),
                         "--threads", "4"], check=True, stdout=subprocess.DEVNULL)
         print(f"seeded {args.count:,} messages an hour old in {time.monotonic() - t:.1f} s",
               flush=True)
