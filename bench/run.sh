@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# The benchmark, in one command: builds what it needs, then runs bench/harness.py, which starts
-# and stops the latency file system itself and runs every function instance at Lambda's CPU
-# share for its memory size (cgroup v1 CPU quota; needs root). See bench/README.md.
+# The benchmark, in one command: builds what it needs, then runs bench/harness.py (the package
+# bench/harness/), which starts and stops the latency file system itself and runs every function
+# instance at Lambda's CPU share for its memory size (cgroup v1 CPU quota; needs root). See
+# bench/README.md.
 #
 #   bench/run.sh                  full run (10-20 minutes on 2 cores once built: 8.3 min on the old store, with 5 samples per page variant then; 9 now)
 #   bench/run.sh --quick          small counts, a smoke test of the whole pipeline (about 70 s)
-#   bench/run.sh --sizes 10,1k,10k --skip-designs    any harness option (harness.py --help)
+#   bench/run.sh --sizes 10,1k,10k --skip-designs    any harness option
+#   bench/run.sh --help           this script's environment and every option (builds nothing)
 #   BENCH_BUILD_ZIPS=no bench/run.sh   do not build the arm64 bootstrap.zip files if missing
 #                                      (--quick never builds them)
 #
@@ -14,6 +16,35 @@
 set -euo pipefail
 bench=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$bench")
+
+# --help (or -h): what this script does, then the harness's options. Builds nothing, needs no root.
+for arg in "$@"; do
+  case "$arg" in
+    -h|--help)
+      cat <<'EOF'
+bench/run.sh [OPTION...]: the benchmark, in one command (see bench/README.md).
+
+It builds, in order: the bench (efs-bench and latfs: cargo build --release in bench/), the
+function binaries (cargo build --release -p get-messages -p post-message -p delete-messages),
+the arm64 bootstrap.zip files if missing (scripts/build-artifacts or cargo lambda; never with
+--quick), and a venv with matplotlib for the plots (bench/.venv). Then it runs the harness,
+bench/harness.py, with every OPTION. The harness needs root for Lambda's CPU share (cgroup v1)
+and for the latency file system (FUSE); without them it says so and measures what it can.
+
+Environment:
+  BENCH_BUILD_ZIPS=no   do not build missing bootstrap.zip files (zip sizes then read "not built")
+  BENCH_WORK=DIR        default of --work, the scratch directory (/tmp/efs-bench)
+
+Results: bench/results/ (bench/results/tmp/quick/ with --quick): report.md, results.json,
+latency.png, latency-designs.png.
+
+The harness's options (bench/harness.py --help), which run.sh passes on:
+
+EOF
+      exec python3 "$bench/harness.py" --help
+      ;;
+  esac
+done
 
 echo "== building the bench (bench/, its own workspace and target dir)" >&2
 (cd "$bench" && cargo build --release --quiet)
