@@ -258,6 +258,21 @@ impl ModelFs {
         result
     }
 
+    /// A server answer to a change of `name` in `dir`: a stale `dir` is forgotten, and an answer
+    /// the cached name contradicts
+    /// (`EEXIST` where a "no such name" is cached, `ENOENT` where a name is): the client drops
+    /// the cached name, as Linux drops the dentry of a failed create, so the next look-up asks.
+    fn named<T>(&self, dir: &Handle, name: &OsStr, result: Result<T>) -> Result<T> {
+        let result = self.stale(dir, result);
+        if matches!(
+            result,
+            Err(libc::EEXIST | libc::ENOENT | libc::ENOTEMPTY | libc::ENOTDIR | libc::EISDIR)
+        ) {
+            lock(&self.client).gone_name(dir, name);
+        }
+        result
+    }
+
     /// The attributes of a directory about to be used to resolve a name: revalidated with the
     /// server if the cached ones expired (which may show a change, and so drop the names).
     fn revalidate_if_expired(&self, call: &mut Call<'_>, handle: &Handle) -> Result<()> {
@@ -511,8 +526,9 @@ impl Filesystem for ModelFs {
     ) {
         let mut call = self.call("mknod");
         let result = self.handle(parent).and_then(|dir| {
-            let (handle, attr, changed) = self.stale(
+            let (handle, attr, changed) = self.named(
                 &dir,
+                name,
                 call.rpc(Rpc::Create, || self.server.mknod(&dir, name, mode & !umask)),
             )?;
             self.new_object(&dir, name, &handle, attr, changed);
@@ -533,8 +549,9 @@ impl Filesystem for ModelFs {
     ) {
         let mut call = self.call("mkdir");
         let result = self.handle(parent).and_then(|dir| {
-            let (handle, attr, changed) = self.stale(
+            let (handle, attr, changed) = self.named(
                 &dir,
+                name,
                 call.rpc(Rpc::Mkdir, || self.server.mkdir(&dir, name, mode & !umask)),
             )?;
             self.new_object(&dir, name, &handle, attr, changed);
@@ -547,8 +564,9 @@ impl Filesystem for ModelFs {
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         let mut call = self.call("unlink");
         let result = self.handle(parent).and_then(|dir| {
-            let changed = self.stale(
+            let changed = self.named(
                 &dir,
+                name,
                 call.rpc(Rpc::Remove, || self.server.remove(&dir, name, false)),
             )?;
             self.our_change(&dir, changed, name, None);
@@ -562,8 +580,9 @@ impl Filesystem for ModelFs {
         let mut call = self.call("rmdir");
         let result = self.handle(parent).and_then(|dir| {
             let gone = lock(&self.client).name(&dir, name);
-            let changed = self.stale(
+            let changed = self.named(
                 &dir,
+                name,
                 call.rpc(Rpc::Remove, || self.server.remove(&dir, name, true)),
             )?;
             self.our_change(&dir, changed, name, None);
@@ -586,8 +605,9 @@ impl Filesystem for ModelFs {
     ) {
         let mut call = self.call("symlink");
         let result = self.handle(parent).and_then(|dir| {
-            let (handle, attr, changed) = self.stale(
+            let (handle, attr, changed) = self.named(
                 &dir,
+                link_name,
                 call.rpc(Rpc::Symlink, || {
                     self.server.symlink(&dir, link_name, target)
                 }),
@@ -616,12 +636,11 @@ impl Filesystem for ModelFs {
                 Some(Name::Is(handle)) => Some(handle),
                 _ => None,
             };
-            let (from_changed, to_changed) = self.stale(
-                &from,
-                call.rpc(Rpc::Rename, || {
-                    self.server.rename(&from, name, &to, newname, flags.bits())
-                }),
-            )?;
+            let renamed = call.rpc(Rpc::Rename, || {
+                self.server.rename(&from, name, &to, newname, flags.bits())
+            });
+            let renamed = self.named(&to, newname, renamed);
+            let (from_changed, to_changed) = self.named(&from, name, renamed)?;
             self.our_change(&from, from_changed, name, None);
             if from != to {
                 lock(&self.client).changed_by_us(&to, to_changed);
@@ -649,8 +668,9 @@ impl Filesystem for ModelFs {
         let mut call = self.call("link");
         let result = self.handle(ino).and_then(|object| {
             let dir = self.handle(newparent)?;
-            let (attr, changed) = self.stale(
+            let (attr, changed) = self.named(
                 &dir,
+                newname,
                 call.rpc(Rpc::Link, || self.server.link(&object, &dir, newname)),
             )?;
             self.new_object(&dir, newname, &object, attr, changed);
@@ -997,8 +1017,9 @@ impl Filesystem for ModelFs {
                     | OFlags::APPEND
                     | OFlags::TRUNC
                     | OFlags::EXCL);
-            let (fd, handle, attr, changed) = self.stale(
+            let (fd, handle, attr, changed) = self.named(
                 &dir,
+                name,
                 call.rpc(Rpc::Create, || {
                     self.server.create(&dir, name, mode & !umask, flags)
                 }),

@@ -26,6 +26,10 @@ fn main() {
         ),
         ("opening_a_file_revalidates_it", close_to_open),
         (
+            "a_create_that_finds_the_name_taken_drops_the_cached_absence",
+            failed_create,
+        ),
+        (
             "a_name_removed_by_another_client_is_gone_at_the_next_open",
             removed_names,
         ),
@@ -118,6 +122,19 @@ fn negative_names() {
 }
 
 use std::os::unix::fs::OpenOptionsExt;
+
+fn failed_create() {
+    let (_backing, a, b) = two_clients();
+    assert!(!exists(&b.path().join("d")));
+    fs::create_dir(a.path().join("d")).unwrap();
+    assert!(!exists(&b.path().join("d")), "cached absence");
+    let error = fs::create_dir(b.path().join("d")).unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::AlreadyExists, "the server knows better");
+    assert!(
+        exists(&b.path().join("d")),
+        "after EEXIST the client no longer believes its cached absence"
+    );
+}
 
 fn names(dir: &mut fs::File) -> Vec<String> {
     // Read the listing through an already open directory, from the start.
