@@ -50,13 +50,15 @@ def browser(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def wall_api(local_api):
-    """The local API behind tests/contract/emulator_shim.py, which retries a GET that cargo lambda
-    watch itself answered with its RFC 7807 500 (never a function's answer). The browser and the
-    tests talk to the shim: without it, about one run in five met that 500 somewhere (on the
-    page load, a refresh or a test's own request)."""
+    """The local API behind tests/contract/emulator_shim.py, which retries once a GET that cargo
+    lambda watch itself answered with its own 500 document (never a function's answer, never a
+    POST or DELETE). The browser and the tests talk to the shim: without it, about one run in five
+    met that 500 somewhere (on the page load, a refresh or a test's own request). The module's
+    teardown fails when the shim retried more than its stated rate allows."""
     with EmulatorShim(local_api.url) as shim:
         yield LocalApi(shim.url, local_api.efs, local_api.log)
-        print(f"\nemulator 500s retried for the browser tests: {len(shim.retried)} {shim.retried}")
+        print("\n" + shim.report())
+        shim.assert_retry_rate()
 
 
 def console(driver) -> list[dict]:

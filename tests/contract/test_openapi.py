@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from conftest import REPO, start_local_api, stop
-from emulator_shim import EmulatorShim, is_emulator_problem
+from emulator_shim import EmulatorShim
 
 METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
 
@@ -49,15 +49,6 @@ def single_instance_api(tmp_path_factory):
         stop(proc)
 
 
-def test_the_shim_retries_only_the_emulators_own_problem_documents():
-    problem = b'{"type":"https://httpstatuses.com/500","status":500,"title":"Internal Server Error"}'
-    assert is_emulator_problem(500, problem)
-    ours = b'{"error":{"code":"storage_unavailable","message":"The message storage is unavailable."}}'
-    assert not is_emulator_problem(500, ours)
-    assert not is_emulator_problem(503, problem)
-    assert not is_emulator_problem(500, b"not json")
-
-
 def test_schemathesis_finds_no_contract_violation(single_instance_api, tmp_path):
     """Bounded for CI (CONTRACT_MAX_EXAMPLES, CONTRACT_MAX_TIME make it longer)."""
     max_examples = os.environ.get("CONTRACT_MAX_EXAMPLES", "25")
@@ -65,12 +56,11 @@ def test_schemathesis_finds_no_contract_violation(single_instance_api, tmp_path)
     with EmulatorShim(single_instance_api.url) as shim:
         result = run_schemathesis(shim.url, max_examples, max_time, tmp_path)
     print(result.stdout[-6000:])
-    print(f"emulator 500s retried: {len(shim.retried)} of {shim.forwarded} requests {shim.retried}")
+    print(shim.report())
     assert result.returncode == 0, result.stdout[-20000:] + result.stderr[-4000:]
-    # The emulator's own rate was measured at up to about 1 in 2,000 requests (7 in 2,000 at
-    # worst, with HTML pages); a fixed count flaked as the run grew to 20,000 requests. More than
-    # 1 in 500 (or 5 in a short run) would be a problem of its own, such as a function failing.
-    assert len(shim.retried) <= max(5, shim.forwarded // 500), (shim.forwarded, shim.retried)
+    # Retried once at most each, and no more often than the emulator's own rare failure explains
+    # (see emulator_shim.py; tests/contract/test_emulator_shim.py shows what it does not hide).
+    shim.assert_retry_rate()
 
 
 def run_schemathesis(url, max_examples, max_time, cwd):
