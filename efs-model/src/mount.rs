@@ -39,6 +39,36 @@ fn binary() -> PathBuf {
     profile_dir.join("latfs")
 }
 
+/// Builds `latfs` where [`binary`] looks for it, when a test runs under cargo (`cargo test -p`
+/// of another package builds only the model's library, not its binary).
+fn build(latfs: &Path) {
+    let (Some(cargo), Some(profile_dir)) = (std::env::var_os("CARGO"), latfs.parent()) else {
+        return;
+    };
+    let (Some(target), Some(profile)) = (profile_dir.parent(), profile_dir.file_name()) else {
+        return;
+    };
+    let profile = match profile.to_str() {
+        Some("debug") => "dev",
+        Some(other) => other,
+        None => return,
+    };
+    let _ = Command::new(cargo)
+        .args([
+            "build",
+            "--quiet",
+            "--package",
+            "efs-model",
+            "--bin",
+            "latfs",
+            "--profile",
+            profile,
+        ])
+        .arg("--target-dir")
+        .arg(target)
+        .status();
+}
+
 /// Why the model cannot be mounted here, if it cannot: it needs root (FUSE, and
 /// `open_by_handle_at`), `/dev/fuse`, and the `latfs` binary.
 pub fn unavailable() -> Option<String> {
@@ -53,6 +83,9 @@ pub fn unavailable() -> Option<String> {
         return Some("no /dev/fuse".into());
     }
     let latfs = binary();
+    if !latfs.exists() {
+        build(&latfs);
+    }
     if !latfs.exists() {
         return Some(format!(
             "no latfs binary at {} (cargo build -p efs-model builds it)",

@@ -159,9 +159,12 @@ impl Server {
     }
 
     /// READDIRPLUS: every name in a directory with its handle and attributes, and the
-    /// directory's own attributes after the listing.
+    /// directory's own attributes as they were when the listing began.
     pub fn readdir(&self, dir: &Handle) -> Result<(Vec<Entry>, Attr), Errno> {
         let fd = self.open(dir, OFlags::RDONLY | OFlags::DIRECTORY)?;
+        // The attributes before the listing: a change made while it is read shows as a change at
+        // the next revalidation (the other way round, the listing would be trusted without it).
+        let attr = self.fgetattr(&fd)?;
         let mut entries = Vec::new();
         let mut buffer = vec![std::mem::MaybeUninit::<u8>::uninit(); 64 * 1024];
         let mut reader = rustix::fs::RawDir::new(&fd, &mut buffer);
@@ -184,7 +187,6 @@ impl Server {
                 attr,
             });
         }
-        let attr = self.fgetattr(&fd)?;
         Ok((entries, attr))
     }
 

@@ -129,7 +129,11 @@ fn failed_create() {
     fs::create_dir(a.path().join("d")).unwrap();
     assert!(!exists(&b.path().join("d")), "cached absence");
     let error = fs::create_dir(b.path().join("d")).unwrap_err();
-    assert_eq!(error.kind(), ErrorKind::AlreadyExists, "the server knows better");
+    assert_eq!(
+        error.kind(),
+        ErrorKind::AlreadyExists,
+        "the server knows better"
+    );
     assert!(
         exists(&b.path().join("d")),
         "after EEXIST the client no longer believes its cached absence"
