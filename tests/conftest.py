@@ -17,6 +17,15 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 
+#: How long after a message is stored an oldest-first page may list it (`shared::store::SETTLE`,
+#: shared/src/store/clock.rs): pages oldest first never pass a message still being published.
+SETTLE_SECONDS = 1.25
+
+
+def settle() -> None:
+    """Waits until what was just posted has settled, for an oldest-first (default) listing."""
+    time.sleep(SETTLE_SECONDS + 0.05)
+
 
 def free_port() -> int:
     with socket.socket() as s:

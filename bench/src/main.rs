@@ -277,6 +277,7 @@ fn serve(design: &str, dir: PathBuf) -> io::Result<()> {
     let state: &'static AppState = Box::leak(Box::new(AppState::new(Config {
         messages_dir: dir,
         max_message_bytes: shared::config::DEFAULT_MAX_MESSAGE_BYTES,
+        retention_days: 0,
     })));
     let mut server = Server {
         rt,

@@ -86,6 +86,7 @@ fn scratch() -> &'static Scratch {
         let state = Box::leak(Box::new(AppState::new(Config {
             messages_dir,
             max_message_bytes: 4096,
+            retention_days: shared::config::DEFAULT_RETENTION_DAYS,
         })));
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -162,7 +163,7 @@ pub fn check_input(input: &Input) {
                 .state
                 .store
                 .reclaim(ReclaimBudget {
-                    max_removals: usize::MAX,
+                    max_operations: usize::MAX,
                     max_time: Duration::from_secs(60),
                 })
                 .await

@@ -39,7 +39,9 @@ impl From<StoreError> for ApiError {
         match error {
             StoreError::NotFound => Self::NotFound,
             StoreError::Full(_) => Self::StorageFull(error),
-            StoreError::Unavailable(_) => Self::StorageUnavailable(error),
+            // A refused POST (a clock too far off, a publication too slow, a DELETE of everything
+            // racing it) stored nothing: the client may try again, as after an outage.
+            StoreError::Unavailable(_) | StoreError::Refused(_) => Self::StorageUnavailable(error),
             StoreError::Corrupt(_) => Self::Internal(error),
         }
     }

@@ -10,7 +10,10 @@ use lambda_http::{
 use serde::Serialize;
 
 use crate::{
-    content_safety, format::MAX_CONTENT_TYPE_LEN, store::Order, ApiError, Message, MessageId, Page,
+    content_safety,
+    format::MAX_CONTENT_TYPE_LEN,
+    store::{Order, PageSink},
+    ApiError, Message, MessageId,
 };
 
 /// The Content-Type of a message posted without one.
@@ -19,6 +22,12 @@ pub const DEFAULT_CONTENT_TYPE: &str = "application/octet-stream";
 pub const DEFAULT_PAGE_LIMIT: usize = 100;
 /// The largest page a client may ask for.
 pub const MAX_PAGE_LIMIT: usize = 1000;
+/// The largest response a function may give: Lambda's limit on a synchronous invocation's
+/// response, which is the whole API Gateway response document, the body JSON-escaped inside it.
+pub const RESPONSE_LIMIT: usize = 6 * 1024 * 1024;
+/// What a page's messages may take in that document, leaving room for the status, the headers
+/// and the envelope.
+pub const PAGE_BUDGET: usize = RESPONSE_LIMIT - 256 * 1024;
 
 /// A handler's outcome before it becomes a response.
 pub type ApiResult = Result<Response<Body>, ApiError>;
@@ -225,39 +234,96 @@ struct ListedMessage<'a> {
     body_encoding: &'static str,
 }
 
-#[derive(Serialize)]
-struct Listing<'a> {
-    messages: Vec<ListedMessage<'a>>,
-    next: Option<MessageId>,
+/// A page of `GET /messages`, written as its messages are read (the store hands them over one
+/// at a time): each message is encoded at once and its bytes dropped, and the page ends early,
+/// with `next`, before it would take more than [`PAGE_BUDGET`] in the function's response. So a
+/// page's memory is its response, not its messages, and no page breaks Lambda's 6 MB limit,
+/// whatever was posted (a body of control characters is six times larger once JSON-escaped, and
+/// escaped again in the response document). The first message is always taken: the largest
+/// message fits alone (`MAX_MESSAGE_BYTES` is bounded for that, config.rs).
+#[derive(Debug)]
+pub struct PageWriter {
+    json: String,
+    messages: usize,
+    body_bytes: usize,
+    /// The size of `json` once escaped into the response document.
+    encoded: usize,
 }
 
-/// `200` with a page of messages: UTF-8 bodies as text, anything else as base64.
-pub fn page(page: &Page) -> Response<Body> {
-    let messages = page
-        .messages
-        .iter()
-        .map(|message| {
-            let (body, body_encoding) = match std::str::from_utf8(&message.body) {
-                Ok(text) => (text.to_owned(), "utf8"),
-                Err(_) => (
-                    base64::engine::general_purpose::STANDARD.encode(&message.body),
-                    "base64",
-                ),
-            };
-            ListedMessage {
-                summary: MessageSummary::new(message.id, message.body.len(), &message.content_type),
-                body,
-                body_encoding,
-            }
-        })
-        .collect();
-    json_response(
-        StatusCode::OK,
-        &Listing {
-            messages,
-            next: page.next,
-        },
-    )
+impl Default for PageWriter {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl PageWriter {
+    pub fn new() -> Self {
+        let json = String::from("{\"messages\":[");
+        let encoded = escaped_len(&json);
+        Self {
+            json,
+            messages: 0,
+            body_bytes: 0,
+            encoded,
+        }
+    }
+
+    /// How many messages the page holds, and the bytes of their bodies.
+    pub fn counts(&self) -> (usize, usize) {
+        (self.messages, self.body_bytes)
+    }
+
+    /// `200` with the page and `next`, the cursor for the next page.
+    pub fn finish(mut self, next: Option<MessageId>) -> Response<Body> {
+        self.json.push_str("],\"next\":");
+        self.json
+            .push_str(&serde_json::to_string(&next).unwrap_or_else(|_| "null".into()));
+        self.json.push('}');
+        let mut response = Response::new(Body::Text(self.json));
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        content_safety::harden(response.headers_mut());
+        response
+    }
+}
+
+impl PageSink for PageWriter {
+    fn offer(&mut self, message: Message) -> bool {
+        let (body, body_encoding) = match std::str::from_utf8(&message.body) {
+            Ok(text) => (text.to_owned(), "utf8"),
+            Err(_) => (
+                base64::engine::general_purpose::STANDARD.encode(&message.body),
+                "base64",
+            ),
+        };
+        let listed = ListedMessage {
+            summary: MessageSummary::new(message.id, message.body.len(), &message.content_type),
+            body,
+            body_encoding,
+        };
+        // Serialising our own plain struct cannot fail.
+        let text = serde_json::to_string(&listed).unwrap_or_default();
+        let cost = escaped_len(&text) + 1;
+        if self.messages > 0 && self.encoded + cost > PAGE_BUDGET {
+            return false;
+        }
+        if self.messages > 0 {
+            self.json.push(',');
+        }
+        self.json.push_str(&text);
+        self.encoded += cost;
+        self.messages += 1;
+        self.body_bytes += message.body.len();
+        true
+    }
+}
+
+/// The length of JSON `text` once it is itself a JSON string in the response document: every
+/// quote and backslash gains a backslash (our JSON holds no raw control characters).
+fn escaped_len(text: &str) -> usize {
+    text.len() + text.bytes().filter(|b| matches!(b, b'"' | b'\\')).count()
 }
 
 /// `200` with one message's stored bytes and its Content-Type, never active content on the

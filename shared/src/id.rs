@@ -4,6 +4,7 @@ use std::{
     fmt,
     str::FromStr,
     sync::{LazyLock, Mutex},
+    time::{SystemTime, UNIX_EPOCH},
 };
 
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -41,6 +42,25 @@ impl MessageId {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         Self(Uuid::new_v7(Timestamp::now(&*context)))
+    }
+
+    /// The id of a message stored at `time`, read from the file system's clock (the modification
+    /// time the server stamped on the stored file): its millisecond, 12 bits of sub-millisecond
+    /// fraction (RFC 9562, method 3), and random bits for the rest. Ids of messages stored one
+    /// after another sort in that order, whichever instances stored them and whatever their own
+    /// clocks say.
+    pub fn stored_at(time: SystemTime) -> Self {
+        let since = time.duration_since(UNIX_EPOCH).unwrap_or_default();
+        let millis = u64::try_from(since.as_millis()).unwrap_or(0) & 0xffff_ffff_ffff;
+        let fraction = u64::from(since.subsec_nanos() % 1_000_000) * 4096 / 1_000_000;
+        let random = *Uuid::new_v4().as_bytes();
+        let mut bytes = [0u8; 16];
+        bytes[..6].copy_from_slice(&millis.to_be_bytes()[2..]);
+        bytes[6] = 0x70 | ((fraction >> 8) as u8 & 0x0f);
+        bytes[7] = (fraction & 0xff) as u8;
+        bytes[8] = 0x80 | (random[8] & 0x3f);
+        bytes[9..].copy_from_slice(&random[9..]);
+        Self(Uuid::from_bytes(bytes))
     }
 
     /// Parses the one accepted form: 36 characters, lowercase hex, hyphens at 8, 13, 18 and 23,
@@ -204,6 +224,27 @@ mod tests {
         assert_eq!((a.unix_millis(), b.unix_millis()), (at, at));
         assert_eq!(MessageId::parse(&a.to_string()), Ok(a));
         assert!(MessageId::at_millis(at + 1) > a);
+    }
+
+    #[test]
+    fn ids_stored_at_a_time_carry_it_and_sort_by_it() {
+        let at = UNIX_EPOCH + std::time::Duration::new(1_790_000_000, 123_456_789);
+        let id = MessageId::stored_at(at);
+        assert_eq!(id.unix_millis(), 1_790_000_000_123);
+        assert_eq!(
+            MessageId::parse(&id.to_string()),
+            Ok(id),
+            "a valid version 7 id"
+        );
+        assert_ne!(id, MessageId::stored_at(at), "random low bits");
+        // Sub-millisecond order: 0.2 ms apart within one millisecond still sort in time order.
+        let times: Vec<SystemTime> = (0..5)
+            .map(|i| at + std::time::Duration::from_micros(200 * i))
+            .collect();
+        let ids: Vec<MessageId> = times.iter().map(|t| MessageId::stored_at(*t)).collect();
+        let mut sorted = ids.clone();
+        sorted.sort();
+        assert_eq!(ids, sorted);
     }
 
     #[test]

@@ -11,6 +11,7 @@
 //!   an [`Operation`] name;
 //! * `StoreTime` (Milliseconds) spent in store calls; `MessagesReturned`, `MessagesStored`,
 //!   `MessagesDeleted` (Count); `BytesReturned`, `BytesStored` (Bytes) of message bodies;
+//!   `MessagesSkipped` (Count) of stored files a page passed over because they do not decode;
 //!   `Errors` (Count, 0 or 1, always present) and `Error_<code>` (Count, 1, only when that error
 //!   happened); a metric that was not measured is absent, not zero;
 //! * the first document of an instance also carries `InitTime` (Milliseconds), with the
@@ -55,6 +56,7 @@ pub struct Metrics {
     operation: Operation,
     store_time: Option<Duration>,
     returned: Option<(usize, usize)>,
+    skipped: Option<usize>,
     stored: Option<(usize, usize)>,
     deleted: Option<usize>,
 }
@@ -67,6 +69,7 @@ impl Metrics {
             operation,
             store_time: None,
             returned: None,
+            skipped: None,
             stored: None,
             deleted: None,
         }
@@ -94,7 +97,20 @@ impl Metrics {
     /// Counts the messages a response returns and the bytes of their bodies.
     pub fn returned(&mut self, messages: &[Message]) {
         let bytes = messages.iter().map(|m| m.body.len()).sum();
-        self.returned = Some((messages.len(), bytes));
+        self.returned_counts(messages.len(), bytes);
+    }
+
+    /// Counts `messages` returned with `bytes` of bodies in all (a page written as it was read).
+    pub fn returned_counts(&mut self, messages: usize, bytes: usize) {
+        self.returned = Some((messages, bytes));
+    }
+
+    /// Counts stored files a page skipped because they are not messages (damaged, foreign, a
+    /// newer format): present only when there were some.
+    pub fn skipped(&mut self, files: usize) {
+        if files > 0 {
+            self.skipped = Some(files);
+        }
     }
 
     /// Counts one stored message of `bytes` bytes.
@@ -140,6 +156,9 @@ impl Metrics {
         if let Some((messages, bytes)) = self.returned {
             put("MessagesReturned".into(), "Count", json!(messages));
             put("BytesReturned".into(), "Bytes", json!(bytes));
+        }
+        if let Some(files) = self.skipped {
+            put("MessagesSkipped".into(), "Count", json!(files));
         }
         if let Some((messages, bytes)) = self.stored {
             put("MessagesStored".into(), "Count", json!(messages));

@@ -15,7 +15,8 @@ pub struct AppState {
 impl AppState {
     /// Builds the state from a configuration (tests point it at a temporary directory).
     pub fn new(config: Config) -> Self {
-        let store = MessageStore::new(config.messages_dir.clone());
+        let store =
+            MessageStore::new(config.messages_dir.clone()).with_retention(config.retention());
         Self { config, store }
     }
 

@@ -1,5 +1,6 @@
 //! The message store against a real directory: publication, paging in both orders, deletion,
-//! the delete-all cut-off, reclaiming and the faults a mount can show.
+//! the delete-all cut-off, retention, reclaiming and the faults a mount can show. (The same store
+//! across NFS clients, with their caches and clocks: conformance/tests/clients.)
 
 use std::{
     collections::HashSet,
@@ -9,8 +10,8 @@ use std::{
 
 use shared::{
     format,
-    store::{ReclaimBudget, MAX_CLOCK_SKEW},
-    MessageId, MessageStore, Order, StoreError,
+    store::{Listed, PageSink, ReclaimBudget, MAX_CLOCK_SKEW, SETTLE},
+    Message, MessageId, MessageStore, Order, StoreError,
 };
 
 mod common;
@@ -22,14 +23,20 @@ fn store() -> (tempfile::TempDir, MessageStore) {
     (dir, store)
 }
 
+/// Waits until what was just published has settled: oldest-first pages list only what no POST
+/// still being published can precede.
+async fn settle() {
+    tokio::time::sleep(SETTLE + Duration::from_millis(50)).await;
+}
+
 #[tokio::test]
 async fn publish_writes_one_file_named_by_the_id_and_reads_back() {
     let (dir, store) = store();
     let id = store.publish("text/plain", b"hello").await.unwrap();
     assert_eq!(
         names(dir.path()),
-        vec![id.to_string()],
-        "no temporary is left"
+        vec![id.to_string(), "cutoff".to_owned()],
+        "no temporary is left; the first POST creates the cut-off file"
     );
     let message = store.read(id).await.unwrap();
     assert_eq!(message.id, id);
@@ -83,6 +90,7 @@ async fn paging_250_messages_by_100_returns_three_pages_in_creation_order() {
                 .unwrap(),
         );
     }
+    settle().await;
     let mut seen = Vec::new();
     let mut after = None;
     let mut pages = 0;
@@ -119,6 +127,7 @@ async fn an_unknown_after_cursor_still_pages_by_id_order() {
     let between = MessageId::generate(); // never stored
     let second = store.publish("text/plain", b"2").await.unwrap();
     let third = store.publish("text/plain", b"3").await.unwrap();
+    settle().await;
 
     let page = store.list(Order::Asc, Some(between), 1).await.unwrap();
     assert_eq!(
@@ -161,6 +170,7 @@ async fn listings_ignore_temporaries_and_foreign_files() {
         format::encode("text/plain", b"x"),
     )
     .unwrap();
+    settle().await;
     let page = store.list(Order::Asc, None, 100).await.unwrap();
     assert_eq!(
         page.messages.iter().map(|m| m.id).collect::<Vec<_>>(),
@@ -179,14 +189,14 @@ async fn delete_one_and_not_found() {
     let (dir, store) = store();
     let id = store.publish("text/plain", b"x").await.unwrap();
     store.delete(id).await.unwrap();
-    assert!(names(dir.path()).is_empty());
+    assert_eq!(names(dir.path()), ["cutoff"]);
     assert!(matches!(store.delete(id).await, Err(StoreError::NotFound)));
     assert!(matches!(store.read(id).await, Err(StoreError::NotFound)));
 }
 
 fn everything() -> ReclaimBudget {
     ReclaimBudget {
-        max_removals: usize::MAX,
+        max_operations: usize::MAX,
         max_time: Duration::from_secs(60),
     }
 }
@@ -256,11 +266,17 @@ async fn delete_all_hides_everything_at_once_and_reclaiming_removes_the_files() 
     let done = store.reclaim(everything()).await.unwrap();
     assert_eq!((done.messages, done.finished), (300, true), "{done:?}");
     assert_eq!(names(dir.path()), {
-        let mut expected = vec![after.to_string(), "cutoff".to_owned()];
+        let mut expected = vec![
+            after.to_string(),
+            "cutoff".to_owned(),
+            "reclaimed".to_owned(),
+        ];
         expected.sort();
         expected
     });
     assert_eq!(store.read(after).await.unwrap().body, b"after");
+    assert_eq!(all_ids(&store, Order::Desc).await, vec![after]);
+    settle().await;
     assert_eq!(all_ids(&store, Order::Asc).await, vec![after]);
     // Fresh directories stay: a writer may still be putting a message in them.
     assert_eq!(done.directories, 0);
@@ -285,7 +301,7 @@ async fn reclaiming_removes_old_empty_directories_in_bounded_steps() {
     loop {
         let done = store
             .reclaim(ReclaimBudget {
-                max_removals: 300,
+                max_operations: 300,
                 max_time: Duration::from_secs(60),
             })
             .await
@@ -310,9 +326,11 @@ async fn reclaiming_removes_old_empty_directories_in_bounded_steps() {
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
+    let mut left = left;
+    left.sort();
     assert_eq!(
         left,
-        vec!["cutoff".to_owned()],
+        vec!["cutoff".to_owned(), "reclaimed".to_owned()],
         "old empty directories are removed too"
     );
 }
@@ -504,6 +522,7 @@ async fn concurrent_tasks_never_collide_or_lose_a_message() {
             assert!(all.insert(id), "duplicate id {id}");
         }
     }
+    settle().await;
     let listed: HashSet<MessageId> = store
         .list(Order::Asc, None, 1000)
         .await
@@ -515,10 +534,36 @@ async fn concurrent_tasks_never_collide_or_lose_a_message() {
     assert_eq!(listed, all);
 }
 
-/// A directory that fails if anything opens it: a symbolic link to itself (`ELOOP`), which
-/// stops even root, unlike permissions.
-fn trap(path: &std::path::Path) {
-    std::os::unix::fs::symlink(path.file_name().unwrap(), path).unwrap();
+/// Directories that report being opened: inotify watches for `IN_OPEN` on each (listing a
+/// directory opens it; an `O_PATH` handle or a lookup of a name under it does not).
+struct Traps(std::os::fd::OwnedFd);
+
+impl Traps {
+    fn new() -> Self {
+        let fd = unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) };
+        assert!(fd >= 0, "inotify");
+        Self(unsafe { std::os::fd::FromRawFd::from_raw_fd(fd) })
+    }
+
+    /// Makes `path` an empty directory that reports being opened.
+    fn set(&self, path: &std::path::Path) {
+        fs::create_dir_all(path).unwrap();
+        let name = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&self.0);
+        let watch = unsafe { libc::inotify_add_watch(fd, name.as_ptr(), libc::IN_OPEN) };
+        assert!(watch >= 0, "watch {}", path.display());
+    }
+
+    /// Whether any trap was opened since the last call.
+    fn sprung(&self) -> bool {
+        let mut buffer = [0u8; 4096];
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&self.0);
+        let mut sprung = false;
+        while unsafe { libc::read(fd, buffer.as_mut_ptr().cast(), buffer.len()) } > 0 {
+            sprung = true;
+        }
+        sprung
+    }
 }
 
 #[tokio::test]
@@ -543,8 +588,10 @@ async fn a_page_opens_only_the_directories_around_its_cursor() {
         );
     }
     // Traps at the far ends of time: any listing that walked the whole store would open one.
-    trap(&dir.path().join("000001"));
-    trap(&dir.path().join("ffffff"));
+    let traps = Traps::new();
+    traps.set(&dir.path().join("000001"));
+    traps.set(&dir.path().join("ffffff"));
+    settle().await;
     let ids = |page: shared::Page| page.messages.iter().map(|m| m.id).collect::<Vec<_>>();
     let mut newest: Vec<MessageId> = today.iter().rev().copied().collect();
     newest.truncate(100);
@@ -572,26 +619,31 @@ async fn a_page_opens_only_the_directories_around_its_cursor() {
     let mut expected: Vec<MessageId> = today[..20].iter().rev().copied().collect();
     expected.extend(yesterday.iter().rev().take(80));
     assert_eq!(ids(page), expected);
+    assert!(
+        !traps.sprung(),
+        "a page opened a directory at the ends of time"
+    );
     // After a delete of everything, oldest first starts at the cut-off: it never opens the
-    // directories of the past (the trap at the beginning of time stays shut). The future is
-    // where oldest first goes next, so that trap goes.
-    fs::remove_file(dir.path().join("ffffff")).unwrap();
+    // directories of the past (the trap at the beginning of time stays shut).
     store.delete_all().await.unwrap();
     let fresh = store.publish("text/plain", b"fresh").await.unwrap();
+    settle().await;
     assert_eq!(
         ids(store.list(Order::Asc, None, 100).await.unwrap()),
         vec![fresh]
     );
+    assert!(
+        !traps.sprung(),
+        "oldest first after a DELETE opened the past"
+    );
     // The control: with nothing to start from, oldest first must list from the beginning of
-    // time, and there it meets a trap. (Proves the traps would catch a walk of the store.)
+    // time, and there it opens the trap. (Proves the traps would catch a walk of the store.)
     let dir = tempfile::tempdir().unwrap();
     let store = MessageStore::new(dir.path());
     seed(&store, MessageId::at_millis(day_ago), b"x");
-    trap(&dir.path().join("000001"));
-    assert!(matches!(
-        store.list(Order::Asc, None, 10).await,
-        Err(StoreError::Unavailable(_))
-    ));
+    traps.set(&dir.path().join("000001"));
+    store.list(Order::Asc, None, 10).await.unwrap();
+    assert!(traps.sprung(), "the control walk did not open the trap");
 }
 
 #[tokio::test]
@@ -607,6 +659,7 @@ async fn listings_after_a_delete_all_skip_the_condemned_in_both_orders() {
     for _ in 0..5 {
         kept.push(store.publish("text/plain", b"kept").await.unwrap());
     }
+    settle().await;
     assert_eq!(all_ids(&store, Order::Asc).await, kept);
     let newest: Vec<MessageId> = kept.iter().rev().copied().collect();
     assert_eq!(all_ids(&store, Order::Desc).await, newest);
@@ -642,4 +695,195 @@ async fn directories_removed_and_made_again_are_seen_through_kept_handles() {
     ));
     let posted = store.publish("text/plain", b"posted").await.unwrap();
     assert_eq!(store.read(posted).await.unwrap().body, b"posted");
+}
+
+#[tokio::test]
+async fn oldest_first_pages_stop_at_the_settle_horizon() {
+    let (_dir, store) = store();
+    let old = seed(
+        &store,
+        MessageId::at_millis(now_millis() - 60_000),
+        b"a minute ago",
+    );
+    let new = store.publish("text/plain", b"now").await.unwrap();
+    // Newest first, a message is listed at once.
+    let page = store.list(Order::Desc, None, 10).await.unwrap();
+    assert_eq!(
+        page.messages.iter().map(|m| m.id).collect::<Vec<_>>(),
+        [new, old]
+    );
+    // Oldest first, not until nothing can still be published before it: a client following
+    // `next` never passes a message still being written.
+    let page = store.list(Order::Asc, None, 10).await.unwrap();
+    assert_eq!(
+        page.messages.iter().map(|m| m.id).collect::<Vec<_>>(),
+        [old]
+    );
+    assert_eq!(page.next, None, "the last page for now");
+    settle().await;
+    let page = store.list(Order::Asc, Some(old), 10).await.unwrap();
+    assert_eq!(
+        page.messages.iter().map(|m| m.id).collect::<Vec<_>>(),
+        [new]
+    );
+}
+
+/// A sink that takes `room` messages, then refuses.
+struct Room(usize, Vec<Message>);
+
+impl PageSink for Room {
+    fn offer(&mut self, message: Message) -> bool {
+        if self.1.len() == self.0 {
+            return false;
+        }
+        self.1.push(message);
+        true
+    }
+}
+
+#[tokio::test]
+async fn a_full_sink_ends_the_page_with_next() {
+    let (_dir, store) = store();
+    let start = now_millis() - 600_000;
+    let ids: Vec<MessageId> = (0..150)
+        .map(|i| seed(&store, MessageId::at_millis(start + i * 700), b"x"))
+        .collect();
+    let mut room = Room(70, Vec::new());
+    let listed: Listed = store
+        .list_into(Order::Asc, None, 100, &mut room)
+        .await
+        .unwrap();
+    assert_eq!(listed.returned, 70);
+    assert_eq!(
+        listed.next,
+        Some(ids[69]),
+        "the next page starts with the refused one"
+    );
+    assert_eq!(room.1.iter().map(|m| m.id).collect::<Vec<_>>(), ids[..70]);
+    let page = store.list(Order::Asc, listed.next, 100).await.unwrap();
+    assert_eq!(page.messages.first().map(|m| m.id), Some(ids[70]));
+}
+
+#[tokio::test]
+async fn a_file_that_does_not_decode_is_skipped_and_counted() {
+    let (_dir, store) = store();
+    let start = now_millis() - 600_000;
+    let good: Vec<MessageId> = (0..5)
+        .map(|i| seed(&store, MessageId::at_millis(start + i), b"good"))
+        .collect();
+    let bad = MessageId::at_millis(start + 2);
+    fs::write(store.message_path(bad), b"not a message").unwrap();
+    let newer = MessageId::at_millis(start + 3);
+    fs::write(store.message_path(newer), b"EFSM\x02\x00\x00future").unwrap();
+    let mut messages = Vec::new();
+    let listed = store
+        .list_into(Order::Asc, None, 100, &mut messages)
+        .await
+        .unwrap();
+    assert_eq!(messages.iter().map(|m| m.id).collect::<Vec<_>>(), good);
+    assert_eq!(listed.skipped, 2);
+    assert!(matches!(store.read(bad).await, Err(StoreError::Corrupt(id)) if id == bad));
+}
+
+#[tokio::test]
+async fn messages_older_than_the_retention_period_are_gone_and_reclaimed() {
+    let dir = tempfile::tempdir().unwrap();
+    let day = Duration::from_secs(86_400);
+    let store = MessageStore::new(dir.path()).with_retention(Some(day));
+    let two_days_ago = now_millis() - 2 * 86_400_000;
+    let expired: Vec<MessageId> = (0..20)
+        .map(|i| {
+            seed(
+                &store,
+                MessageId::at_millis(two_days_ago + i * 1000),
+                b"old",
+            )
+        })
+        .collect();
+    let hour_ago = seed(
+        &store,
+        MessageId::at_millis(now_millis() - 3_600_000),
+        b"recent",
+    );
+    let fresh = store.publish("text/plain", b"fresh").await.unwrap();
+    assert!(matches!(
+        store.read(expired[0]).await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(matches!(
+        store.delete(expired[1]).await,
+        Err(StoreError::NotFound)
+    ));
+    assert_eq!(store.read(hour_ago).await.unwrap().body, b"recent");
+    assert_eq!(all_ids(&store, Order::Desc).await, [fresh, hour_ago]);
+    // Retention composes with a DELETE of everything: both are cut-offs, the later one wins.
+    store.delete_all().await.unwrap();
+    assert!(all_ids(&store, Order::Desc).await.is_empty());
+    let done = store.reclaim(everything()).await.unwrap();
+    assert_eq!(done.messages, 21, "{done:?}");
+    // The same files with everything kept: still there (retention is the store's setting).
+    let kept = MessageStore::new(dir.path());
+    assert!(
+        all_ids(&kept, Order::Desc).await.is_empty(),
+        "deleted all the same"
+    );
+}
+
+#[tokio::test]
+async fn deleting_the_last_message_of_a_closed_directory_removes_it() {
+    let (dir, store) = store();
+    let hour_ago = now_millis() - 3_600_000;
+    let alone = seed(&store, MessageId::at_millis(hour_ago), b"alone");
+    let pair = [
+        seed(&store, MessageId::at_millis(hour_ago + 600_000), b"one"),
+        seed(&store, MessageId::at_millis(hour_ago + 600_000), b"two"),
+    ];
+    let leaf = |id: MessageId| store.message_path(id).parent().unwrap().to_owned();
+    store.delete(pair[0]).await.unwrap();
+    assert!(leaf(pair[1]).exists(), "another message is still there");
+    store.delete(pair[1]).await.unwrap();
+    assert!(!leaf(pair[1]).exists(), "the emptied directory is removed");
+    store.delete(alone).await.unwrap();
+    let top = dir.path().join(&alone.to_string()[..6]);
+    assert!(!leaf(alone).exists() && !leaf(alone).parent().unwrap().exists());
+    // The top-level directory spans 4.66 hours: removed too if its time is over.
+    let top_ends = (alone.unix_millis() | ((1 << 24) - 1)) + SETTLE.as_millis() as u64;
+    let top_over = top_ends < now_millis();
+    assert!(!top_over || !top.exists(), "{}", top.display());
+    // A message deleted right after it was posted leaves its directory open (a POST may still
+    // write into it); reclaiming removes it once its time is over.
+    let now = store.publish("text/plain", b"now").await.unwrap();
+    store.delete(now).await.unwrap();
+    assert!(leaf(now).exists(), "not closed yet");
+    settle().await;
+    let done = store.reclaim(everything()).await.unwrap();
+    assert!(!leaf(now).exists(), "swept once closed: {done:?}");
+    assert!(done.directories >= 1);
+}
+
+#[tokio::test]
+async fn a_cut_off_far_in_the_future_hides_nothing_posted_after_it_was_written() {
+    // Store v2's cut-off file (slots of version 1), written by an instance whose clock was a day
+    // ahead: capped at the file's time plus the clock bound.
+    let (dir, store) = store();
+    let mut slot = [0u8; 32];
+    slot[..4].copy_from_slice(b"EFSC");
+    slot[4] = 1;
+    slot[8..16].copy_from_slice(&1u64.to_be_bytes());
+    slot[16..24].copy_from_slice(&(now_millis() + 86_400_000).to_be_bytes());
+    let checksum = slot[..24]
+        .iter()
+        .fold(0xcbf2_9ce4_8422_2325u64, |hash, &b| {
+            (hash ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+        });
+    slot[24..].copy_from_slice(&checksum.to_be_bytes());
+    fs::write(dir.path().join("cutoff"), slot).unwrap();
+    tokio::time::sleep(MAX_CLOCK_SKEW + Duration::from_millis(20)).await;
+    let id = store.publish("text/plain", b"after").await.unwrap();
+    assert_eq!(store.read(id).await.unwrap().body, b"after");
+    // And the next DELETE answers at once, not a day later.
+    let started = std::time::Instant::now();
+    store.delete_all().await.unwrap();
+    assert!(started.elapsed() < Duration::from_secs(1));
+    assert!(matches!(store.read(id).await, Err(StoreError::NotFound)));
 }

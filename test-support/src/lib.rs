@@ -284,6 +284,9 @@ impl TestEnv {
         let state = AppState::new(Config {
             messages_dir: dir.path().to_owned(),
             max_message_bytes,
+            // Keep everything: tests file messages at fixed times years ago. Retention has its
+            // own tests (shared/tests/store.rs).
+            retention_days: 0,
         });
         Self { dir, state }
     }
@@ -301,16 +304,19 @@ impl TestEnv {
         Box::leak(Box::new(AppState::new(self.state.config.clone())))
     }
 
-    /// The names of the files in the messages directory and its subdirectories, sorted.
+    /// The names of the files in the messages directory and its subdirectories, sorted, but for
+    /// the store's two bookkeeping files (`cutoff`, `reclaimed`) in the directory itself.
     pub fn files(&self) -> Vec<String> {
         let mut names = Vec::new();
         let mut pending = vec![self.dir.path().to_owned()];
         while let Some(dir) = pending.pop() {
             for entry in std::fs::read_dir(&dir).expect("readable directory") {
                 let entry = entry.expect("entry");
+                let bookkeeping = dir == self.dir.path()
+                    && matches!(entry.file_name().to_str(), Some("cutoff" | "reclaimed"));
                 if entry.file_type().expect("file type").is_dir() {
                     pending.push(entry.path());
-                } else {
+                } else if !bookkeeping {
                     names.push(entry.file_name().to_string_lossy().into_owned());
                 }
             }
@@ -324,6 +330,12 @@ impl Default for TestEnv {
     fn default() -> Self {
         Self::new()
     }
+}
+
+/// Waits until what was just posted has settled: an oldest-first page lists a message only once
+/// no POST still being published can precede it ([`shared::store::SETTLE`]).
+pub async fn settle() {
+    tokio::time::sleep(shared::store::SETTLE + std::time::Duration::from_millis(50)).await;
 }
 
 /// Delivers `event` through a function's whole adapter ([`shared::lambda::answer`]), as the

@@ -101,6 +101,8 @@ def test_arm64_get_function_answers_under_qemu(zips, tmp_path):
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "128",
             "AWS_LAMBDA_LOG_FORMAT": "JSON",
             "MESSAGES_DIR": str(efs),
+            # The message above is from 2024: keep everything, whatever the retention default.
+            "MESSAGE_RETENTION_DAYS": "0",
         }
         function = subprocess.Popen([QEMU, "-L", str(ARM64_SYSROOT), str(bootstrap)],
                                     env=function_env, stdout=open(tmp_path / "fn.log", "wb"),

@@ -284,14 +284,14 @@ def test_delete_one_then_all_behind_a_confirmation(wall_api, browser):
     wait(browser, lambda d: dialog.get_attribute("open") is not None)
     browser.switch_to.active_element.send_keys(Keys.ESCAPE)
     wait(browser, lambda d: dialog.get_attribute("open") is None)
-    assert len(api.request("GET", "/messages").json()["messages"]) == 2, "cancel keeps them"
+    assert len(api.request("GET", "/messages?order=desc").json()["messages"]) == 2, "cancel keeps them"
 
     browser.find_element(By.ID, "delete-all").click()
     wait(browser, lambda d: dialog.get_attribute("open") is not None)
     browser.find_element(By.ID, "confirm-ok").click()
     wait(browser, lambda d: shown_ids(d) == [])
     assert browser.find_element(By.ID, "empty").is_displayed()
-    assert api.request("GET", "/messages").json()["messages"] == []
+    assert api.request("GET", "/messages?order=desc").json()["messages"] == []
     assert severe(console(browser)) == []
 
 
@@ -331,7 +331,7 @@ def test_stored_html_opened_at_its_url_runs_nothing_on_the_origin(wall_api, brow
     time.sleep(1.5)
     assert_no_dialog(browser)
     assert browser.title != "ran"
-    bodies = [m["body"] for m in api.request("GET", "/messages").json()["messages"]]
+    bodies = [m["body"] for m in api.request("GET", "/messages?order=desc").json()["messages"]]
     assert "pwned" not in bodies, "the stored script ran on the API's origin"
     posts = [url for method, url in network_requests(browser) if method == "POST"]
     assert posts == []

@@ -7,7 +7,7 @@ from __future__ import annotations
 import subprocess
 import time
 
-from conftest import REPO, LocalApi, free_port, stop
+from conftest import REPO, LocalApi, free_port, settle, stop
 
 
 def test_plain_watch_answers_without_an_efs_directory(tmp_path):
@@ -37,6 +37,7 @@ def test_plain_watch_answers_without_an_efs_directory(tmp_path):
         assert (tmp_path / ".efs").is_dir()
         posted = api.request("POST", "/messages", b"first", {"content-type": "text/plain"})
         assert posted.status == 201, posted.body
+        settle()
         assert [m["body"] for m in api.request("GET", "/messages").json()["messages"]] == ["first"]
     finally:
         stop(proc)

@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from conftest import REPO
+from conftest import REPO, settle
 
 pytestmark = pytest.mark.usefixtures("local_api")
 
@@ -42,6 +42,7 @@ def test_the_original_flow(local_api):
         assert uuid.UUID(ident).version == 7
     assert binary.json()["size"] == len(binary_bytes)
 
+    settle()
     listing = api.request("GET", "/messages")
     assert listing.status == 200
     messages = listing.json()["messages"]
@@ -71,13 +72,16 @@ def test_the_original_flow(local_api):
     assert newest_first["next"] == ids[2]
     deleted = api.request("DELETE", "/messages")
     assert deleted.status == 204 and deleted.body == b""
-    assert api.request("GET", "/messages").json() == {"messages": [], "next": None}
+    for order in ("asc", "desc"):
+        assert api.request("GET", f"/messages?order={order}").json() == {"messages": [], "next": None}
     assert api.request("GET", f"/messages/{ids[0]}").status == 404
     # The files wait for reclaiming (the delete function's schedule); the cut-off hides them.
     assert (api.efs / "cutoff").is_file()
     later = api.request("POST", "/messages", b"after the delete", {"content-type": "text/plain"})
     assert later.status == 201
-    assert [m["id"] for m in api.request("GET", "/messages").json()["messages"]] == [later.json()["id"]]
+    # Newest first at once (oldest first once it settled).
+    newest = api.request("GET", "/messages?order=desc").json()["messages"]
+    assert [m["id"] for m in newest] == [later.json()["id"]]
 
 
 def test_errors_are_json_over_http(local_api):
@@ -113,6 +117,7 @@ def test_200_concurrent_posts_are_all_listed(local_api):
         ids = list(pool.map(one, range(200)))
     assert len(set(ids)) == 200
 
+    settle()
     listed, after = [], None
     while True:
         query = "?limit=75" + (f"&after={after}" if after else "")

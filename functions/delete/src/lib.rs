@@ -18,7 +18,7 @@ const FUNCTION: &str = env!("CARGO_PKG_NAME");
 /// One scheduled run's share of reclaiming: well inside the function's 10 s timeout at 128 MB,
 /// whatever is stored; what is left waits for the next run.
 pub const RECLAIM_BUDGET: ReclaimBudget = ReclaimBudget {
-    max_removals: 50_000,
+    max_operations: 50_000,
     max_time: Duration::from_secs(4),
 };
 
@@ -67,6 +67,7 @@ pub async fn reclaim(state: &AppState) -> serde_json::Value {
                 messages = done.messages,
                 temporaries = done.temporaries,
                 directories = done.directories,
+                skipped = done.skipped,
                 finished = done.finished,
                 "reclaimed"
             );

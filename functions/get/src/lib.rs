@@ -10,7 +10,7 @@ use lambda_http::{
     Body, Request, Response,
 };
 use shared::{
-    http::{self, ApiResult, ListQuery, Target},
+    http::{self, ApiResult, ListQuery, PageWriter, Target},
     metrics::Metrics,
     AppState, Operation,
 };
@@ -49,11 +49,18 @@ async fn serve(
         Target::Collection if wall => Ok(page::wall()),
         Target::Collection => {
             let query = ListQuery::of(request)?;
-            let page = metrics
-                .store(state.store.list(query.order, query.after, query.limit))
+            let mut page = PageWriter::new();
+            let listed = metrics
+                .store(
+                    state
+                        .store
+                        .list_into(query.order, query.after, query.limit, &mut page),
+                )
                 .await?;
-            metrics.returned(&page.messages);
-            Ok(http::page(&page))
+            let (messages, bytes) = page.counts();
+            metrics.returned_counts(messages, bytes);
+            metrics.skipped(listed.skipped);
+            Ok(page.finish(listed.next))
         }
         Target::Message(id) => {
             let message = metrics.store(state.store.read(id)).await?;

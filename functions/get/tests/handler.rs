@@ -3,7 +3,7 @@
 use get_messages::handle;
 use shared::{format, MessageId};
 use test_support::{
-    assert_error, json_of, millis_in_id, now_millis, rfc3339_millis, Event, TestEnv,
+    assert_error, json_of, millis_in_id, now_millis, rfc3339_millis, settle, Event, TestEnv,
 };
 
 async fn seed(env: &TestEnv, bodies: &[(&str, &[u8])]) -> Vec<MessageId> {
@@ -42,6 +42,7 @@ async fn lists_text_as_utf8_and_binary_as_base64_oldest_first() {
     )
     .await;
     let after = now_millis();
+    settle().await;
     let response = handle(&env.state, Event::fixture("get-root").request()).await;
     assert_eq!(response.headers()["content-type"], "application/json");
     let (status, body) = json_of(&response);
@@ -124,6 +125,7 @@ async fn the_fixture_query_with_cookies_pages_after_its_cursor() {
         ],
     )
     .await;
+    settle().await;
     let (status, body) =
         json_of(&handle(&env.state, Event::fixture("get-messages").request()).await);
     assert_eq!(status, 200);
@@ -152,6 +154,7 @@ async fn pages_250_messages_in_three_pages_without_gaps_or_duplicates() {
                 .to_string(),
         );
     }
+    settle().await;
     let mut seen = Vec::new();
     let mut query = "limit=100".to_owned();
     let mut pages = 0;
@@ -203,7 +206,8 @@ async fn order_desc_pages_newest_first_with_next_in_the_same_order() {
         }
     }
     assert_eq!(seen, posted, "newest first, no gaps, no duplicates");
-    // The default stays oldest first.
+    // The default stays oldest first (once the messages settled).
+    settle().await;
     let (_, body) = json_of(&handle(&env.state, list("limit=1").request()).await);
     assert_eq!(body["messages"][0]["id"], posted[24].as_str());
 }
@@ -214,6 +218,7 @@ async fn an_unknown_after_id_still_pages_correctly() {
     let first = seed(&env, &[("text/plain", b"a")]).await;
     let unknown = MessageId::generate();
     let later = seed(&env, &[("text/plain", b"b"), ("text/plain", b"c")]).await;
+    settle().await;
     let (status, body) =
         json_of(&handle(&env.state, list(&format!("after={unknown}")).request()).await);
     assert_eq!(status, 200);

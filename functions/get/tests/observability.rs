@@ -47,6 +47,7 @@ mod metrics {
                 .await
                 .unwrap();
         }
+        test_support::settle().await;
         let capture = Capture::start();
         let response = handle(&env.state, Event::fixture("get-root").request()).await;
         assert_eq!(response.status(), 200);

@@ -25,7 +25,7 @@ use std::{
 
 use super::{
     layout::{Bucket, Level},
-    listing::open_dir,
+    listing::{is_stale, open_dir},
 };
 use rustix::fs::CWD;
 
@@ -119,11 +119,6 @@ impl MidHandles {
     fn find(&self, key: u64) -> Option<Arc<OwnedFd>> {
         self.mids.find(key)
     }
-}
-
-/// Whether an error through a handle means its directory is gone: `ESTALE` on NFS.
-pub(crate) fn is_stale(error: &io::Error) -> bool {
-    error.raw_os_error() == Some(rustix::io::Errno::STALE.raw_os_error())
 }
 
 #[cfg(test)]

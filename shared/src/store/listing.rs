@@ -6,9 +6,18 @@
 //! children in order, until enough ids lead the frontier. Directories wholly before the cursor or
 //! below the delete-all cut-off are never listed. The first round *probes* the top-level
 //! directory that holds the starting point (computed, not listed) and lists the messages
-//! directory itself only when the page runs past it, so a page costs what it returns, not what is
-//! stored. Every directory is opened relative to its parent's handle, and messages relative to
-//! their leaf's, so each step is one lookup, not a walk of the whole path.
+//! directory itself only when the page runs past it (or when the probed directory was not found:
+//! listing the messages directory revalidates it, so a directory another client created since
+//! this client cached "no such name" is found there), so a page costs what it returns, not what
+//! is stored. Every directory is opened relative to its parent's handle, and messages relative to
+//! their leaf's, so each step is one lookup, not a walk of the whole path. Every directory is
+//! opened for listing with an open that revalidates it (close-to-open): a listing is never an old
+//! copy of another client's directory.
+//!
+//! Oldest first, the walk stops at the settle horizon, [`SETTLE`] behind the reader's clock: a
+//! POST still publishing has an id after it, so a client following `next` never passes a message
+//! that is still to appear. A leaf handle that went stale (reclaiming removed the directory) is
+//! confirmed by name before its messages are taken for gone.
 
 use std::{
     collections::VecDeque, ffi::CStr, io, mem::MaybeUninit, os::fd::OwnedFd, path::Path, sync::Arc,
@@ -17,10 +26,11 @@ use std::{
 use rustix::fs::{Mode, OFlags, RawDir, CWD};
 
 use super::{
+    clock::{duration_millis, now_millis, SETTLE},
     cutoff,
     io::{blocking, concurrently},
     layout::{Bucket, Level},
-    now_millis, StoreError,
+    StoreError,
 };
 use crate::MessageId;
 
@@ -37,18 +47,25 @@ pub enum Order {
 /// At most this many directories are listed in one round.
 const MAX_ROUND: usize = 32;
 
-/// The ids a listing may return: beyond the cursor in its order, and not deleted.
+/// The ids a listing may return: beyond the cursor in its order, not deleted, and (oldest
+/// first) settled.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Range {
     pub order: Order,
     pub after: Option<MessageId>,
-    /// Messages created before this Unix millisecond are deleted.
+    /// Messages created before this Unix millisecond are deleted (the cut-off, or retention).
     pub cutoff: u64,
+    /// Oldest first: messages created at or after this Unix millisecond may still be joined by
+    /// others being published, so they are not listed yet.
+    pub horizon: Option<u64>,
 }
 
 impl Range {
     fn admits(&self, id: MessageId) -> bool {
         id.unix_millis() >= self.cutoff
+            && self
+                .horizon
+                .is_none_or(|horizon| id.unix_millis() < horizon)
             && match (self.order, self.after) {
                 (_, None) => true,
                 (Order::Asc, Some(after)) => id > after,
@@ -68,6 +85,9 @@ impl Range {
     /// Whether any id this directory can hold is admitted.
     fn admits_bucket(&self, bucket: Bucket) -> bool {
         bucket.last_millis() >= self.cutoff
+            && self
+                .horizon
+                .is_none_or(|horizon| bucket.first_millis() < horizon)
             && match (self.order, self.after) {
                 (_, None) => true,
                 (Order::Asc, Some(after)) => bucket.last_millis() >= after.unix_millis(),
@@ -103,6 +123,13 @@ pub(crate) struct Found {
     pub leaf: Arc<OwnedFd>,
 }
 
+impl Found {
+    /// Its leaf directory.
+    pub(crate) fn bucket(&self) -> Bucket {
+        Bucket::leaf_of(self.id)
+    }
+}
+
 #[derive(Debug)]
 enum Item {
     /// A directory to list, opened relative to its parent's handle.
@@ -111,9 +138,12 @@ enum Item {
         parent: Arc<OwnedFd>,
     },
     /// The messages directory's other top-level directories, beyond `probed` in the page's
-    /// order (all of them when nothing was probed).
+    /// order (all of them when nothing was probed), and `probed` itself if the probe did not find
+    /// it (this listing revalidates the messages directory: another client may have created it
+    /// since this client cached its absence).
     Tops {
         probed: Option<Bucket>,
+        probe_missed: bool,
     },
     Found(Found),
 }
@@ -144,25 +174,31 @@ pub(crate) struct Walk {
 }
 
 impl Walk {
-    /// Starts a walk over `dir` in `order` after `after`. Blocking: opens the messages
-    /// directory (a missing mount fails here). Oldest first with no cursor starts at the
-    /// cut-off, so that one is read first; otherwise the cut-off is read during the first round.
+    /// Starts a walk over `dir` in `order` after `after`, skipping messages created before
+    /// `retained_from` (the retention period's start) as if they were below the cut-off.
+    /// Blocking: opens the messages directory (a missing mount fails here). Oldest first with no
+    /// cursor starts at the cut-off, so that one is read first; otherwise the cut-off is read
+    /// during the first round.
     pub(crate) fn start(
         dir: Arc<Path>,
         order: Order,
         after: Option<MessageId>,
+        retained_from: u64,
     ) -> io::Result<Self> {
         let root = Arc::new(open_dir(CWD, &*dir, true)?);
         let cutoff_pending = !(order == Order::Asc && after.is_none());
         let cutoff = if cutoff_pending {
-            0
+            retained_from
         } else {
-            cutoff::read(&dir)?
+            cutoff::read(&dir, false)?.max(retained_from)
         };
+        let horizon =
+            (order == Order::Asc).then(|| now_millis().saturating_sub(duration_millis(SETTLE)));
         let range = Range {
             order,
             after,
             cutoff,
+            horizon,
         };
         let mut frontier = VecDeque::new();
         let probed = range.probe();
@@ -174,7 +210,10 @@ impl Walk {
                 });
             }
         }
-        frontier.push_back(Item::Tops { probed });
+        frontier.push_back(Item::Tops {
+            probed,
+            probe_missed: false,
+        });
         Ok(Self {
             root,
             dir,
@@ -183,6 +222,11 @@ impl Walk {
             frontier,
             seen: [(0, 0); 3],
         })
+    }
+
+    /// The messages directory's path.
+    pub(crate) fn dir(&self) -> &Arc<Path> {
+        &self.dir
     }
 
     /// Takes up to `n` ids off the front, in order, listing directories as needed. It lists
@@ -236,33 +280,47 @@ impl Walk {
                 }
             }
             let mut slots: Vec<Option<Item>> = self.frontier.drain(..).map(Some).collect();
-            let jobs: Vec<(Item, Arc<OwnedFd>, Range)> = chosen
+            let jobs: Vec<(Item, Walked)> = chosen
                 .iter()
                 .filter_map(|&position| slots[position].take())
-                .map(|item| (item, Arc::clone(&self.root), self.range))
+                .map(|item| {
+                    let walked = Walked {
+                        root: Arc::clone(&self.root),
+                        dir: Arc::clone(&self.dir),
+                        range: self.range,
+                    };
+                    (item, walked)
+                })
                 .collect();
             let levels: Vec<Option<Level>> = jobs.iter().map(|job| job.0.kind()).collect();
-            let listing = concurrently(jobs, |(item, root, range)| expand(item, &root, &range));
+            let probes: Vec<bool> = jobs
+                .iter()
+                .map(|(item, _)| matches!(item, Item::Dir { bucket, .. } if bucket.level == Level::Top))
+                .collect();
+            let listing = concurrently(jobs, |(item, walked)| expand(item, &walked));
             let (expansions, cutoff_read) = if self.cutoff_pending {
                 let dir = Arc::clone(&self.dir);
                 let (expansions, cutoff) =
-                    tokio::try_join!(listing, blocking(move || cutoff::read(&dir)))?;
+                    tokio::try_join!(listing, blocking(move || cutoff::read(&dir, false)))?;
                 self.cutoff_pending = false;
-                self.range.cutoff = cutoff;
+                self.range.cutoff = self.range.cutoff.max(cutoff);
                 (expansions, true)
             } else {
                 (listing.await?, false)
             };
+            let mut probe_missed = false;
             let expansions: Vec<Vec<Item>> = levels
                 .iter()
+                .zip(probes)
                 .zip(expansions)
-                .map(|(level, (expansion, count))| {
+                .map(|((level, probe), expansion)| {
                     if let Some(level) = level {
                         let (dirs, children) = &mut self.seen[*level as usize];
                         *dirs += 1;
-                        *children += count as u64;
+                        *children += expansion.count as u64;
                     }
-                    expansion
+                    probe_missed |= probe && expansion.absent;
+                    expansion.items
                 })
                 .collect();
             let mut expansions = chosen.into_iter().zip(expansions).peekable();
@@ -275,6 +333,14 @@ impl Walk {
                         {
                             self.frontier.extend(expansion);
                         }
+                    }
+                }
+            }
+            if probe_missed {
+                // The listing of the messages directory looks for the probed one again.
+                for item in &mut self.frontier {
+                    if let Item::Tops { probe_missed, .. } = item {
+                        *probe_missed = true;
                     }
                 }
             }
@@ -312,14 +378,50 @@ impl Walk {
     }
 }
 
-/// Lists one item: its children (directories or ids), filtered to the range, in order.
-///
-/// Also returns how many children the directory had before the range filtered them: how dense
-/// directories of its level are, which estimates how much listing the rest of the page needs.
-fn expand(item: Item, root: &Arc<OwnedFd>, range: &Range) -> io::Result<(Vec<Item>, usize)> {
+/// What a listing job needs besides its item: the messages directory (its handle, and its path to
+/// confirm a stale handle by name) and the range.
+struct Walked {
+    root: Arc<OwnedFd>,
+    dir: Arc<Path>,
+    range: Range,
+}
+
+/// What listing one item gave.
+struct Expansion {
+    /// Its children (directories or ids), filtered to the range, in order.
+    items: Vec<Item>,
+    /// How many children the directory had before the range filtered them: how dense directories
+    /// of its level are, which estimates how much listing the rest of the page needs.
+    count: usize,
+    /// The directory was not there.
+    absent: bool,
+}
+
+impl Expansion {
+    fn absent() -> Self {
+        Self {
+            items: Vec::new(),
+            count: 0,
+            absent: true,
+        }
+    }
+}
+
+/// Lists one item.
+fn expand(item: Item, walked: &Walked) -> io::Result<Expansion> {
+    let Walked { root, dir, range } = walked;
     match item {
-        Item::Found(found) => Ok((vec![Item::Found(found)], 1)),
-        Item::Tops { probed } => {
+        Item::Found(found) => Ok(Expansion {
+            items: vec![Item::Found(found)],
+            count: 1,
+            absent: false,
+        }),
+        Item::Tops {
+            probed,
+            probe_missed,
+        } => {
+            // Opening "." revalidates the messages directory (close-to-open), so the names cached
+            // under it are checked with the server, and the listing is fresh.
             let listing = open_dir(&**root, ".", false)?;
             let all: Vec<Bucket> = names(&listing)?
                 .iter()
@@ -331,6 +433,7 @@ fn expand(item: Item, root: &Arc<OwnedFd>, range: &Range) -> io::Result<(Vec<Ite
                 .filter(|top| range.admits_bucket(*top))
                 .filter(|top| match (probed, range.order) {
                     (None, _) => true,
+                    (Some(p), _) if top.key == p.key => probe_missed,
                     (Some(p), Order::Asc) => top.key > p.key,
                     (Some(p), Order::Desc) => top.key < p.key,
                 })
@@ -343,22 +446,35 @@ fn expand(item: Item, root: &Arc<OwnedFd>, range: &Range) -> io::Result<(Vec<Ite
                     parent: Arc::clone(root),
                 })
                 .collect();
-            Ok((items, count))
+            Ok(Expansion {
+                items,
+                count,
+                absent: false,
+            })
         }
         Item::Dir { bucket, parent } => {
             let handle = match open_dir(&*parent, bucket.name(), false) {
                 Ok(handle) => handle,
-                // Not there (a probe that missed, or reclaimed meanwhile): nothing in it.
-                Err(e) if is_absent(&e) => return Ok((Vec::new(), 0)),
+                // The parent's handle went stale: confirm by name before taking it for gone.
+                Err(e) if is_stale(&e) => {
+                    match open_dir(CWD, dir.join(bucket.relative_path()), false) {
+                        Ok(handle) => handle,
+                        Err(e) if is_absent(&e) => return Ok(Expansion::absent()),
+                        Err(e) => return Err(e),
+                    }
+                }
+                // Not there (a probe that missed, or reclaimed meanwhile), or not a directory of
+                // ours (a file or a link under its name): nothing in it.
+                Err(e) if is_absent(&e) || is_link(&e) => return Ok(Expansion::absent()),
                 Err(e) => return Err(e),
             };
             let names = match names(&handle) {
                 Ok(names) => names,
-                Err(e) if is_absent(&e) => return Ok((Vec::new(), 0)),
+                Err(e) if is_absent(&e) => return Ok(Expansion::absent()),
                 Err(e) => return Err(e),
             };
             let handle = Arc::new(handle);
-            if bucket.level == Level::Leaf {
+            let (items, count) = if bucket.level == Level::Leaf {
                 let ours: Vec<MessageId> = names
                     .iter()
                     .filter_map(|name| MessageId::parse(name).ok())
@@ -378,7 +494,7 @@ fn expand(item: Item, root: &Arc<OwnedFd>, range: &Range) -> io::Result<(Vec<Ite
                         })
                     })
                     .collect();
-                Ok((items, count))
+                (items, count)
             } else {
                 let ours: Vec<Bucket> = names
                     .iter()
@@ -397,22 +513,29 @@ fn expand(item: Item, root: &Arc<OwnedFd>, range: &Range) -> io::Result<(Vec<Ite
                         parent: Arc::clone(&handle),
                     })
                     .collect();
-                Ok((items, count))
-            }
+                (items, count)
+            };
+            Ok(Expansion {
+                items,
+                count,
+                absent: false,
+            })
         }
     }
 }
 
-/// Opens a directory for listing (or, with `path_only`, only as a handle to open names under).
+/// Opens a directory for listing, which revalidates it on NFS (close-to-open), or, with
+/// `path_only`, only as a handle to open names under (`O_PATH`: no round trip beyond the lookup).
 pub(crate) fn open_dir<Fd: rustix::fd::AsFd, P: rustix::path::Arg>(
     parent: Fd,
     path: P,
     path_only: bool,
 ) -> io::Result<OwnedFd> {
+    // Never through a link planted under a directory's name.
     let flags = if path_only {
-        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC | OFlags::NOFOLLOW
     } else {
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC | OFlags::NOFOLLOW
     };
     Ok(rustix::fs::openat(parent, path, flags, Mode::empty())?)
 }
@@ -436,6 +559,16 @@ pub(crate) fn names(dir: &OwnedFd) -> io::Result<Vec<String>> {
         }
     }
     Ok(names)
+}
+
+/// Whether an error through a handle means its directory is gone: `ESTALE` on NFS.
+pub(crate) fn is_stale(error: &io::Error) -> bool {
+    error.raw_os_error() == Some(rustix::io::Errno::STALE.raw_os_error())
+}
+
+/// A link where a file or directory of ours should be (`O_NOFOLLOW` refused it).
+pub(crate) fn is_link(error: &io::Error) -> bool {
+    error.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error())
 }
 
 /// A directory that is not there, or not a directory: nothing of ours in it.

@@ -1,81 +1,91 @@
 //! The message store: one immutable file per message, filed by time on the shared file system,
-//! and one cut-off that deletes everything older at once:
+//! one cut-off that deletes everything older at once, and the rules that make it safe for any
+//! number of instances on any number of NFS clients, each with its own caches and its own clock:
 //!
 //! ```text
 //! MESSAGES_DIR/
 //!   cutoff                     messages created before the time in it are deleted (cutoff.rs)
+//!   reclaimed                  how far reclaiming has swept emptied directories (reclaim.rs)
 //!   0193b2/c4/5e/<id>          a message, in the directory of its id's time (layout.rs)
 //!   0193b2/c4/5e/.tmp-<id>     a message being written, or a crashed writer's leftover
 //! ```
 //!
 //! Why this shape: a Lambda instance at 128 MB has 7 % of a CPU, so a request must cost what it
-//! returns, not what is stored. Ids are UUID v7, ordered by time, and the directories are the
-//! leading digits of that time, so a page lists only the few small directories around its
-//! cursor (listing.rs), in either order. `DELETE /messages` only raises the cut-off; the files
-//! it condemns are invisible at once and removed afterwards, in bounded steps (reclaim.rs).
+//! returns, not what is stored or what happened before. Ids are UUID v7, ordered by time, and the
+//! directories are the leading digits of that time, so a page lists only the few small
+//! directories around its cursor (listing.rs), in either order. `DELETE /messages` only raises
+//! the cut-off; the files it condemns are invisible at once and removed afterwards, in bounded
+//! steps (reclaim.rs), as are directories that deleting emptied.
 //!
-//! Every function instance, in any number of processes on any number of EFS clients, works on
-//! the same directories without locks on the request path. That is safe because of four rules:
+//! On EFS every Lambda execution environment is its own NFS client: it caches attributes, names
+//! (found and not found) and listings for up to a minute, and its clock is its own. No lock is
+//! taken anywhere, and no rule relies on another client noticing a change by itself:
 //!
 //! * **Unique names.** A message file is named by its [`MessageId`], which no other writer can
 //!   produce, so writers never contend for a name.
-//! * **Atomic publication.** A message is written to a temporary file in its directory, flushed
-//!   to stable storage and renamed to its id. A rename within one directory is atomic (on EFS
-//!   too: NFSv4 RENAME is one server-side operation), so a reader sees no message or all of it.
+//! * **Atomic publication, id last.** A message is written to a temporary file, flushed, and then
+//!   given its id, the time the server stamped on it, and renamed to it (publish.rs): a reader sees
+//!   no message or all of it, and the message appears within [`PUBLISH_DEADLINE`] of its id.
 //! * **Immutability.** A published file is never written again, only removed.
-//! * **One cut-off, read on open.** Whether a message is deleted by a DELETE of everything is
-//!   decided by comparing its id's time with the cut-off, which every operation reads by opening
-//!   one file (close-to-open consistency revalidates a file when it is opened; nothing relies on
-//!   another client noticing a directory change). A DELETE sets the cut-off a clock-skew bound
-//!   ahead of its own clock and answers only once its clock is that bound past it, so a POST that
-//!   completed before it began is below the cut-off and one that begins after it answered is
-//!   above it, on any instance whose clock is within [`MAX_CLOCK_SKEW`].
+//! * **Open, don't trust.** What must be current is opened by name, which revalidates it
+//!   (close-to-open): the cut-off file on every operation, every directory a page lists. A "no
+//!   such name" a client may have cached is confirmed before it is believed (by_id.rs), and a
+//!   stale handle is confirmed by name before what it named is taken for gone.
+//! * **The file system's clock.** Ids and cut-offs are times the server stamped on files, not any
+//!   instance's clock (clock.rs, cutoff.rs). So a POST completed before a DELETE began is below its
+//!   cut-off, one begun after it answered is above it, whatever the instances' clocks say, and no
+//!   acknowledged POST is ever hidden by a cut-off.
+//! * **Settled before listed.** An oldest-first page stops [`SETTLE`] behind the reader's clock:
+//!   nothing can still be published there, so following `next` never skips a message.
+//! * **Bounded pages.** A page is read in windows of [`IO_CONCURRENCY`] messages, each handed to
+//!   the caller's [`PageSink`] (which stops it at Lambda's response limit) before the next is
+//!   read: open files and memory are bounded whatever the page spans. A file that does not decode
+//!   is skipped and counted, never the page's failure.
 //!
-//! Directories are created by the first message that needs one and removed by reclaiming once
-//! they are empty and old enough that no writer can still be putting a message in them; the
-//! messages directory itself must exist (the access point creates it), else every operation
-//! reports the storage unavailable.
+//! Directories are created by the first message that needs one and removed once empty and closed
+//! (their time range ended [`SETTLE`] ago, so nothing can be written into them): by the DELETE of
+//! a message that empties one, or by reclaiming. The messages directory itself must exist (the
+//! access point creates it), else every operation reports the storage unavailable.
 
+mod by_id;
+mod clock;
 mod cutoff;
 mod handles;
 mod io;
 mod layout;
 mod listing;
+mod publish;
 mod reclaim;
+mod register;
 
 use std::{
     fs::{self, File},
-    io::{Read, Write},
     os::unix::fs::DirBuilderExt,
     path::{Path, PathBuf},
     sync::Arc,
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    time::Duration,
 };
 
-use rustix::fs::{AtFlags, Mode, OFlags};
+use rustix::fs::{Mode, OFlags};
 
 use self::{
-    handles::{is_stale, MidHandles},
+    clock::{duration_millis, now_millis},
+    handles::MidHandles,
     io::{blocking, concurrently},
-    layout::{message_path, temporary_name, Bucket, Level},
-    listing::{open_dir, Found, Walk},
+    layout::{message_path, Bucket, Level},
+    listing::{is_absent, is_link, is_stale, open_dir, Found, Walk},
 };
 pub use self::{
+    clock::{MAX_CLOCK_SKEW, PUBLISH_DEADLINE, SETTLE, STAMP_RESOLUTION},
     io::IO_CONCURRENCY,
     listing::Order,
     reclaim::{ReclaimBudget, Reclaimed},
 };
 use crate::{format, MessageId};
 
-/// How old a temporary file must be before it is taken for a crashed writer's leftover, and how
-/// old a directory's time range must be before it may be removed. A Lambda invocation lasts at
-/// most 15 minutes, so no live writer can own a temporary this old or still write into such a
-/// directory.
+/// How old a temporary file must be before it is taken for a crashed writer's leftover. A Lambda
+/// invocation lasts at most 15 minutes, so no live writer can own a temporary this old.
 pub const STALE_TEMPORARY_AGE: Duration = Duration::from_secs(15 * 60);
-
-/// The most any two instances' clocks may disagree. Lambda keeps its clocks with the Amazon Time
-/// Sync Service, far inside this; a DELETE of everything waits twice this long before answering.
-pub const MAX_CLOCK_SKEW: Duration = Duration::from_millis(100);
 
 /// Directories are readable by the access point's group, like the access point's root.
 const DIR_MODE: u32 = 0o750;
@@ -98,6 +108,24 @@ pub enum StoreError {
     /// A file named like a message does not hold one.
     #[error("message {0} is not in the message file format")]
     Corrupt(MessageId),
+    /// The store would not publish: it could not do so without risking the message being hidden
+    /// or skipped.
+    #[error("not stored: {0}")]
+    Refused(Refusal),
+}
+
+/// Why a POST was refused; the client may try again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// This instance's clock is certainly more than [`MAX_CLOCK_SKEW`] off the file system's.
+    #[error("this instance's clock is too far off the file system's")]
+    ClockSkew,
+    /// The rename was not done within [`PUBLISH_DEADLINE`] of the write.
+    #[error("publishing took longer than the deadline")]
+    TooSlow,
+    /// A DELETE of everything raised the cut-off above the new id while it was being stored.
+    #[error("a DELETE of everything ran at the same time")]
+    RacedDeleteAll,
 }
 
 impl From<std::io::Error> for StoreError {
@@ -126,12 +154,48 @@ pub struct Message {
     pub body: Vec<u8>,
 }
 
-/// One page of a listing, in the order asked for.
+/// One page of a listing, in the order asked for (the whole page in memory: for tools and tests;
+/// the functions stream pages through a [`PageSink`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Page {
     pub messages: Vec<Message>,
     /// The cursor for the next page (the last id of this one), or `None` on the last page.
     pub next: Option<MessageId>,
+}
+
+/// Where a page's messages go, one at a time, in order, as they are read.
+pub trait PageSink {
+    /// Takes `message`, or refuses it because the page is full (then the page ends before it,
+    /// and it starts the next one). The first message of a page must always be taken.
+    fn offer(&mut self, message: Message) -> bool;
+}
+
+impl PageSink for Vec<Message> {
+    fn offer(&mut self, message: Message) -> bool {
+        self.push(message);
+        true
+    }
+}
+
+/// How a page ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Listed {
+    /// The cursor for the next page, or `None` on the last page (for now: oldest first, more
+    /// messages may settle later).
+    pub next: Option<MessageId>,
+    /// Messages the sink took.
+    pub returned: usize,
+    /// Files named like messages that did not decode (damaged, foreign, a newer format), skipped.
+    pub skipped: usize,
+}
+
+/// What reading one message the walk found gave.
+enum Read {
+    Message(Message),
+    /// Deleted (or reclaimed) between the listing and the read.
+    Gone,
+    /// A file named like a message that is not one.
+    Undecodable(MessageId),
 }
 
 /// The messages directory, shared by every instance of every function.
@@ -140,16 +204,25 @@ pub struct MessageStore {
     dir: Arc<Path>,
     /// Mid-level directories this instance used last, kept open (handles.rs).
     handles: Arc<MidHandles>,
+    /// Messages older than this are gone, like a DELETE of everything of the past.
+    retention: Option<Duration>,
 }
 
 impl MessageStore {
-    /// A store over `dir`. Nothing is touched until the first operation: a missing or unmounted
-    /// directory is reported per request (503), not by refusing to start.
+    /// A store over `dir`, keeping everything. Nothing is touched until the first operation: a
+    /// missing or unmounted directory is reported per request (503), not by refusing to start.
     pub fn new(dir: impl Into<PathBuf>) -> Self {
         Self {
             dir: Arc::from(dir.into()),
             handles: Arc::default(),
+            retention: None,
         }
+    }
+
+    /// The same store, where messages older than `retention` are gone (`None`: kept forever).
+    pub fn with_retention(mut self, retention: Option<Duration>) -> Self {
+        self.retention = retention;
+        self
     }
 
     /// The directory this store works in.
@@ -163,13 +236,17 @@ impl MessageStore {
         message_path(&self.dir, id)
     }
 
+    /// The first millisecond retention keeps (0 when it keeps everything), by this instance's
+    /// clock.
+    fn retained_from(&self) -> u64 {
+        self.retention
+            .map_or(0, |r| now_millis().saturating_sub(duration_millis(r)))
+    }
+
     /// Stores a new message and returns its id once it is durable and visible to every reader.
     pub async fn publish(&self, content_type: &str, body: &[u8]) -> Result<MessageId, StoreError> {
-        let id = MessageId::generate();
         let bytes = format::encode(content_type, body);
-        let (dir, handles) = (Arc::clone(&self.dir), Arc::clone(&self.handles));
-        blocking(move || publish_file(&dir, &handles, id, &bytes)).await?;
-        Ok(id)
+        publish::publish(Arc::clone(&self.dir), Arc::clone(&self.handles), bytes).await
     }
 
     /// Reads one message.
@@ -178,88 +255,133 @@ impl MessageStore {
         let handles = Arc::clone(&self.handles);
         // The message and the cut-off are read at once: two round trips in the time of one.
         let (message, cutoff) = tokio::try_join!(
-            blocking(move || read_message(&dir, &handles, id)),
-            blocking(move || cutoff::read(&dir2)),
+            blocking(move || by_id::read(&dir, &handles, id)),
+            blocking(move || cutoff::read(&dir2, false)),
         )?;
         match message {
-            Some(message) if id.unix_millis() >= cutoff => Ok(message),
+            Some(message) if id.unix_millis() >= cutoff.max(self.retained_from()) => Ok(message),
             _ => Err(self.not_found().await),
         }
     }
 
     /// Lists up to `limit` messages after the cursor `after` in `order` (oldest first, or newest
-    /// first).
-    ///
-    /// `after` need not name a stored message: paging goes by id order, so a cursor whose
-    /// message was deleted meanwhile still continues where it left off. Messages deleted between
-    /// the directory listing and the read are skipped and the page is filled from later ones.
+    /// first), all of them in memory (see [`Self::list_into`] for pages of any size).
     pub async fn list(
         &self,
         order: Order,
         after: Option<MessageId>,
         limit: usize,
     ) -> Result<Page, StoreError> {
+        let mut messages = Vec::new();
+        let listed = self.list_into(order, after, limit, &mut messages).await?;
+        Ok(Page {
+            messages,
+            next: listed.next,
+        })
+    }
+
+    /// Lists up to `limit` messages after the cursor `after` in `order` into `sink`, reading them
+    /// in windows of at most [`IO_CONCURRENCY`] and handing each window to the sink before the
+    /// next is read, so that open files and memory stay bounded however large the page.
+    ///
+    /// `after` need not name a stored message: paging goes by id order, so a cursor whose
+    /// message was deleted meanwhile still continues where it left off. Messages deleted between
+    /// the directory listing and the read are skipped and the page is filled from later ones.
+    /// Oldest first, the page stops at the settle horizon ([`SETTLE`] behind this instance's
+    /// clock): `next` is then `None`, and asking again later continues from the last id.
+    pub async fn list_into(
+        &self,
+        order: Order,
+        after: Option<MessageId>,
+        limit: usize,
+        sink: &mut impl PageSink,
+    ) -> Result<Listed, StoreError> {
         let dir = Arc::clone(&self.dir);
-        let mut walk = blocking(move || Walk::start(dir, order, after)).await?;
-        let mut messages = Vec::with_capacity(limit.min(1024));
-        while messages.len() < limit {
-            let batch = walk.take(limit - messages.len()).await?;
+        let retained_from = self.retained_from();
+        let mut walk = blocking(move || Walk::start(dir, order, after, retained_from)).await?;
+        let mut listed = Listed::default();
+        let mut last = None;
+        let mut full = false;
+        while listed.returned < limit && !full {
+            let window = (limit - listed.returned).min(IO_CONCURRENCY);
+            let batch = walk.take(window).await?;
             if batch.is_empty() {
                 break;
             }
-            let read = concurrently(batch, |found: Found| read_found(&found)).await?;
-            messages.extend(read.into_iter().flatten());
+            let dir = Arc::clone(walk.dir());
+            let read = concurrently(batch, move |found: Found| read_found(&dir, &found)).await?;
+            for read in read {
+                match read {
+                    Read::Message(message) => {
+                        let id = message.id;
+                        if !sink.offer(message) {
+                            full = true;
+                            break;
+                        }
+                        listed.returned += 1;
+                        last = Some(id);
+                    }
+                    Read::Gone => {}
+                    Read::Undecodable(id) => {
+                        listed.skipped += 1;
+                        lambda_http::tracing::warn!(%id, "skipped a file that is not a message");
+                    }
+                }
+            }
         }
-        let next = match messages.last() {
-            Some(last) if messages.len() == limit && walk.has_more().await? => Some(last.id),
+        listed.next = match last {
+            Some(last) if full => Some(last),
+            Some(last) if listed.returned == limit && walk.has_more().await? => Some(last),
             _ => None,
         };
-        Ok(Page { messages, next })
+        Ok(listed)
     }
 
-    /// Deletes one message.
+    /// Deletes one message (and the directories that emptied, once nothing can be written into
+    /// them).
     pub async fn delete(&self, id: MessageId) -> Result<(), StoreError> {
         let (dir, dir2) = (Arc::clone(&self.dir), Arc::clone(&self.dir));
         let handles = Arc::clone(&self.handles);
         let (removed, cutoff) = tokio::join!(
-            blocking(move || remove_message(&dir2, &handles, id)),
-            blocking(move || cutoff::read(&dir)),
+            blocking(move || {
+                let removed = by_id::remove(&dir2, &handles, id)?;
+                if removed {
+                    by_id::remove_emptied(&dir2, &handles, id, now_millis());
+                }
+                Ok::<_, StoreError>(removed)
+            }),
+            blocking(move || cutoff::read(&dir, true)),
         );
-        let cutoff = cutoff?;
-        match removed {
+        let cutoff = cutoff?.max(self.retained_from());
+        match removed? {
             // Below the cut-off it was deleted already, whoever unlinks the file.
-            Ok(()) if id.unix_millis() >= cutoff => Ok(()),
-            Ok(()) => Err(StoreError::NotFound),
-            Err(StoreError::Unavailable(e)) if e.kind() == std::io::ErrorKind::NotFound => {
-                Err(self.not_found().await)
-            }
-            Err(e) => Err(e),
+            true if id.unix_millis() >= cutoff => Ok(()),
+            true => Err(StoreError::NotFound),
+            false => Err(self.not_found().await),
         }
     }
 
-    /// Deletes every message, at once whatever is stored: raises the cut-off, then waits out
-    /// the clock-skew bound so that no instance can still create a message below it. The files
-    /// are removed later by [`Self::reclaim`].
+    /// Deletes every message, at once whatever is stored: raises the cut-off past the file
+    /// system's clock, then waits out the clock-skew bound (201 ms on the monotonic clock,
+    /// whatever the clocks say) so that no instance can still create a message below it. The
+    /// files are removed later by [`Self::reclaim`].
     ///
     /// When it returns, no message whose POST completed before it began is listed or readable
     /// anywhere; a POST running concurrently is wholly kept or wholly gone (its id is on one side
     /// of the cut-off); a POST that begins afterwards gets an id above the cut-off and is kept.
     pub async fn delete_all(&self) -> Result<(), StoreError> {
-        let skew = duration_millis(MAX_CLOCK_SKEW);
-        let at_least = now_millis() + skew + 1;
         let dir = Arc::clone(&self.dir);
-        let cutoff = blocking(move || cutoff::raise(&dir, at_least)).await?;
-        // The cut-off in force may be another DELETE's later one: wait out that one.
-        let wait = (cutoff + skew).saturating_sub(now_millis());
-        tokio::time::sleep(Duration::from_millis(wait)).await;
+        let wait = blocking(move || cutoff::raise(&dir)).await?;
+        tokio::time::sleep(wait).await;
         Ok(())
     }
 
     /// Removes, within `budget`, what deleting left behind: the files of messages below the
-    /// cut-off, temporaries older than [`STALE_TEMPORARY_AGE`] among them, and the directories
-    /// that emptied. Oldest first; safe to stop at any point and to run in many instances.
+    /// cut-off (or older than the retention period), crashed writers' temporaries among them, and
+    /// directories that are empty and closed. Oldest first; safe to stop at any point and to run
+    /// in many instances at once.
     pub async fn reclaim(&self, budget: ReclaimBudget) -> Result<Reclaimed, StoreError> {
-        reclaim::run(Arc::clone(&self.dir), budget).await
+        reclaim::run(Arc::clone(&self.dir), self.retention, budget).await
     }
 
     /// The error for a message that is not there: `NotFound` if the directory itself is
@@ -276,48 +398,38 @@ impl MessageStore {
     }
 }
 
-fn now_millis() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, duration_millis)
-}
-
-fn duration_millis(duration: Duration) -> u64 {
-    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
-}
-
-/// Writes a temporary in the message's directory, flushes it to stable storage, then renames it
-/// to the message's name. The directory is opened once (relative to its kept mid-level
-/// directory) and the rest is relative to it, so no path is walked three times.
-fn publish_file(
-    dir: &Path,
-    handles: &MidHandles,
-    id: MessageId,
-    bytes: &[u8],
-) -> std::io::Result<()> {
-    let leaf_dir = open_or_create_leaf(dir, handles, Bucket::leaf_of(id))?;
-    let temporary = temporary_name(id);
-    let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::CLOEXEC;
-    let mut file = File::from(rustix::fs::openat(
-        &leaf_dir,
-        temporary.as_str(),
-        flags,
-        Mode::from_raw_mode(MESSAGE_FILE_MODE),
-    )?);
-    let written = (|| {
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        crash_point("publish.synced");
-        // The rename is the moment of publication. Its own durability needs no directory fsync
-        // on EFS, where NFS metadata operations are committed before the server replies.
-        rustix::fs::renameat(&leaf_dir, temporary.as_str(), &leaf_dir, id.to_string())?;
-        Ok(())
-    })();
-    if written.is_err() {
-        // Best effort: whatever is left is a temporary that listings ignore and reclaiming removes.
-        let _ = rustix::fs::unlinkat(&leaf_dir, temporary.as_str(), AtFlags::empty());
+/// Reads a message the walk found, relative to its leaf directory. If that handle went stale
+/// (reclaiming removed the directory), the message is looked up again by its path before it is
+/// taken for gone.
+fn read_found(dir: &Path, found: &Found) -> Result<Read, StoreError> {
+    let flags = OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW;
+    let name = found.id.to_string();
+    let opened = match rustix::fs::openat(&*found.leaf, name.as_str(), flags, Mode::empty()) {
+        Err(rustix::io::Errno::STALE) => {
+            let path = dir.join(found.bucket().relative_path()).join(&name);
+            rustix::fs::open(&path, flags, Mode::empty())
+        }
+        other => other,
+    };
+    let file = match opened {
+        Ok(fd) => File::from(fd),
+        Err(e) => {
+            let e = std::io::Error::from(e);
+            return if is_absent(&e) {
+                Ok(Read::Gone)
+            } else if is_link(&e) {
+                Ok(Read::Undecodable(found.id))
+            } else {
+                Err(e.into())
+            };
+        }
+    };
+    match by_id::read_file(file, found.id) {
+        Ok(Some(message)) => Ok(Read::Message(message)),
+        Ok(None) => Ok(Read::Gone),
+        Err(StoreError::Corrupt(id)) => Ok(Read::Undecodable(id)),
+        Err(e) => Err(e),
     }
-    written
 }
 
 /// A handle on a leaf directory, created (with its parents) if missing, opened relative to the
@@ -369,103 +481,6 @@ fn create_dirs(dir: &Path, leaf: Bucket) -> std::io::Result<()> {
         }
     }
     Ok(())
-}
-
-/// Reads and decodes one message; `Ok(None)` when it does not exist (or no longer does).
-fn read_message(
-    dir: &Path,
-    handles: &MidHandles,
-    id: MessageId,
-) -> Result<Option<Message>, StoreError> {
-    let name = format!("{}/{id}", Bucket::leaf_of(id).name());
-    let opened = at_mid(dir, handles, id, |mid_dir| {
-        rustix::fs::openat(
-            mid_dir,
-            name.as_str(),
-            OFlags::RDONLY | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-    })?;
-    match opened {
-        Some(fd) => read_to_end(&mut File::from(fd), id),
-        None => Ok(None),
-    }
-}
-
-/// Unlinks one message's file, relative to its kept mid-level directory.
-fn remove_message(dir: &Path, handles: &MidHandles, id: MessageId) -> std::io::Result<()> {
-    let name = format!("{}/{id}", Bucket::leaf_of(id).name());
-    at_mid(dir, handles, id, |mid_dir| {
-        rustix::fs::unlinkat(mid_dir, name.as_str(), AtFlags::empty())
-    })?
-    .ok_or_else(|| std::io::ErrorKind::NotFound.into())
-}
-
-/// Runs `call` on the mid-level directory of `id`'s time, through the kept handle; if the name
-/// is not there, once more through freshly opened handles (a kept one may be on a directory that
-/// was removed and made again since: a restore, say). `Ok(None)`: the name is not there.
-fn at_mid<T>(
-    dir: &Path,
-    handles: &MidHandles,
-    id: MessageId,
-    call: impl Fn(&rustix::fd::OwnedFd) -> rustix::io::Result<T>,
-) -> std::io::Result<Option<T>> {
-    let mid = Bucket::at(Level::Mid, id.unix_millis());
-    for fresh in [false, true] {
-        if fresh {
-            handles.forget(mid);
-        }
-        let mid_dir = match handles.get(dir, mid) {
-            Ok(mid_dir) => mid_dir,
-            Err(e) if listing::is_absent(&e) => return Ok(None),
-            Err(e) => return Err(e),
-        };
-        match call(&mid_dir) {
-            Ok(value) => return Ok(Some(value)),
-            Err(
-                rustix::io::Errno::NOENT | rustix::io::Errno::NOTDIR | rustix::io::Errno::STALE,
-            ) => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Ok(None)
-}
-
-/// Reads a message the walk found, relative to its leaf directory.
-fn read_found(found: &Found) -> Result<Option<Message>, StoreError> {
-    let opened = rustix::fs::openat(
-        &*found.leaf,
-        found.id.to_string(),
-        OFlags::RDONLY | OFlags::CLOEXEC,
-        Mode::empty(),
-    );
-    let mut file = match opened {
-        Ok(fd) => File::from(fd),
-        Err(rustix::io::Errno::NOENT) => return Ok(None),
-        Err(e) => return Err(e.into()),
-    };
-    read_to_end(&mut file, found.id)
-}
-
-/// Reads an open message file and decodes it; `Ok(None)` if it vanished meanwhile.
-fn read_to_end(file: &mut File, id: MessageId) -> Result<Option<Message>, StoreError> {
-    // Messages are mostly small: one read fills this, the next finds the end. (Reading through
-    // `Take` skips the fstat and lseek that `File::read_to_end` makes for a size hint.)
-    let mut bytes = Vec::with_capacity(4096);
-    match file.take(u64::MAX).read_to_end(&mut bytes) {
-        Ok(_) => decode(id, bytes).map(Some),
-        Err(e) if listing::is_absent(&e) => Ok(None),
-        Err(e) => Err(e.into()),
-    }
-}
-
-fn decode(id: MessageId, bytes: Vec<u8>) -> Result<Message, StoreError> {
-    let (content_type, body) = format::decode(bytes).map_err(|_| StoreError::Corrupt(id))?;
-    Ok(Message {
-        id,
-        content_type,
-        body,
-    })
 }
 
 /// The environment variable that makes a test build abort at a named step (crash tests).
