@@ -59,3 +59,56 @@ pub fn an_undecodable_file_costs_one_message_not_the_listing() {
     );
     assert!(!String::from_utf8_lossy(&answer.body).contains("root:"));
 }
+
+pub fn a_stale_answer_is_confirmed_never_believed() {
+    let mut world = World::new();
+    let mut poster = world.instance(Function::Post);
+    let posted: Vec<String> = (0..20)
+        .map(|n| {
+            let (status, id) = poster.post(format!("live {n}").as_bytes(), "text/plain");
+            assert_eq!(status, 201);
+            id.expect("an id")
+        })
+        .collect();
+    // A reader whose client gets ESTALE for a third of its look-ups, opens and listings, where
+    // nothing is gone: every answer must be right, or a 503; never "not found" for a live message
+    // and never a page without one.
+    let faults = [
+        "--faults",
+        "estale:0.3:lookup+open+getattr+readdir+read",
+        "--seed",
+        "11",
+    ];
+    let mut reader = world.instance_with(Function::Get, &faults, &Default::default());
+    let (mut right, mut unavailable) = (0, 0);
+    for id in &posted {
+        for _ in 0..3 {
+            match reader.get(id).status {
+                200 => right += 1,
+                503 => unavailable += 1,
+                other => panic!("{id}: {other} for a live message"),
+            }
+        }
+    }
+    let mut newest_first = posted.clone();
+    newest_first.reverse();
+    for _ in 0..20 {
+        let page = reader.list("desc", None, 100);
+        match page.status {
+            200 => {
+                assert_eq!(page.ids, newest_first, "a page without live messages");
+                right += 1;
+            }
+            503 => unavailable += 1,
+            other => panic!("a page answered {other}"),
+        }
+    }
+    assert!(
+        right > 10,
+        "{right} right answers, {unavailable} 503s: the test proved little"
+    );
+    assert!(
+        unavailable > 0,
+        "no fault reached the store: the test proved nothing"
+    );
+}

@@ -77,5 +77,9 @@ fn main() {
             "an_undecodable_file_costs_one_message_not_the_listing",
             damage::an_undecodable_file_costs_one_message_not_the_listing,
         ),
+        (
+            "a_stale_answer_is_confirmed_never_believed",
+            damage::a_stale_answer_is_confirmed_never_believed,
+        ),
     ])
 }

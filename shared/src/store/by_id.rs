@@ -25,7 +25,7 @@ use super::{
     clock::{duration_millis, SETTLE},
     handles::MidHandles,
     layout::{Bucket, Level},
-    listing::{is_absent, open_dir},
+    listing::{is_absent, is_missing, open_dir},
     Message, StoreError,
 };
 use crate::{format, MessageId};
@@ -45,14 +45,23 @@ pub(super) fn read(
     let open = |parent: &OwnedFd, name: &str| {
         rustix::fs::openat(parent, name, OPEN_MESSAGE, Mode::empty())
     };
+    let by_path = || at_leaf_revalidated(dir, id, |leaf| open(leaf, &id.to_string()));
     let opened = match at_mid(dir, handles, id, |mid| open(mid, &name)) {
         Ok(Some(fd)) => Some(fd),
-        Ok(None) => at_leaf_revalidated(dir, id, |leaf| open(leaf, &id.to_string()))?,
+        Ok(None) => by_path()?,
         Err(e) => return Err(not_a_message(id, e)),
     };
-    match opened {
-        Some(fd) => read_file(File::from(fd), id),
-        None => Ok(None),
+    let Some(fd) = opened else {
+        return Ok(None);
+    };
+    match read_file(File::from(fd), id) {
+        // The file went stale while read (removed by a DELETE, or a stale answer): once more by
+        // its path, whose answer is believed.
+        Err(StoreError::Unavailable(e)) if super::listing::is_stale(&e) => match by_path()? {
+            Some(fd) => read_file(File::from(fd), id),
+            None => Ok(None),
+        },
+        other => other,
     }
 }
 
@@ -151,13 +160,14 @@ fn at_leaf_revalidated<T>(
         let bucket = Bucket::at(level, id.unix_millis());
         current = match open_dir(&current, bucket.name(), false) {
             Ok(fd) => fd,
-            Err(e) if is_absent(&e) => return Ok(None),
+            Err(e) if is_missing(&e) => return Ok(None),
             Err(e) => return Err(e.into()),
         };
     }
+    // Stale here, on handles just opened and checked, is not an answer to believe: an error.
     match call(&current) {
         Ok(value) => Ok(Some(value)),
-        Err(Errno::NOENT | Errno::NOTDIR | Errno::STALE) => Ok(None),
+        Err(Errno::NOENT | Errno::NOTDIR) => Ok(None),
         Err(e) => Err(not_a_message(id, e.into())),
     }
 }
@@ -178,7 +188,8 @@ pub(super) fn read_file(mut file: File, id: MessageId) -> Result<Option<Message>
     let mut bytes = Vec::with_capacity(4096);
     match (&mut file).take(u64::MAX).read_to_end(&mut bytes) {
         Ok(_) => decode(id, bytes).map(Some),
-        Err(e) if is_absent(&e) => Ok(None),
+        Err(e) if is_missing(&e) => Ok(None),
+        // Stale: the caller confirms by name.
         Err(e) => Err(not_a_message(id, e)),
     }
 }

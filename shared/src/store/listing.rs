@@ -453,24 +453,23 @@ fn expand(item: Item, walked: &Walked) -> io::Result<Expansion> {
             })
         }
         Item::Dir { bucket, parent } => {
-            let handle = match open_dir(&*parent, bucket.name(), false) {
-                Ok(handle) => handle,
-                // The parent's handle went stale: confirm by name before taking it for gone.
-                Err(e) if is_stale(&e) => {
-                    match open_dir(CWD, dir.join(bucket.relative_path()), false) {
-                        Ok(handle) => handle,
-                        Err(e) if is_absent(&e) => return Ok(Expansion::absent()),
-                        Err(e) => return Err(e),
-                    }
-                }
+            // A stale handle (the parent's, or this directory's while it is read) is confirmed
+            // once by the path from the messages directory before its contents are taken for
+            // gone; stale again is an error, not an empty directory.
+            let listed = match open_dir(&*parent, bucket.name(), false) {
+                Ok(handle) => names(&handle).map(|names| (handle, names)),
+                Err(e) => Err(e),
+            };
+            let listed = match listed {
+                Err(e) if is_stale(&e) => open_dir(CWD, dir.join(bucket.relative_path()), false)
+                    .and_then(|handle| names(&handle).map(|names| (handle, names))),
+                other => other,
+            };
+            let (handle, names) = match listed {
+                Ok(listed) => listed,
                 // Not there (a probe that missed, or reclaimed meanwhile), or not a directory of
                 // ours (a file or a link under its name): nothing in it.
-                Err(e) if is_absent(&e) || is_link(&e) => return Ok(Expansion::absent()),
-                Err(e) => return Err(e),
-            };
-            let names = match names(&handle) {
-                Ok(names) => names,
-                Err(e) if is_absent(&e) => return Ok(Expansion::absent()),
+                Err(e) if is_missing(&e) || is_link(&e) => return Ok(Expansion::absent()),
                 Err(e) => return Err(e),
             };
             let handle = Arc::new(handle);
@@ -571,7 +570,17 @@ pub(crate) fn is_link(error: &io::Error) -> bool {
     error.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error())
 }
 
-/// A directory that is not there, or not a directory: nothing of ours in it.
+/// A name that is not there, or not a directory where one is expected: nothing of ours. (Not a
+/// stale handle: that is confirmed by name first, see [`is_absent`].)
+pub(crate) fn is_missing(error: &io::Error) -> bool {
+    matches!(
+        error.kind(),
+        io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+    )
+}
+
+/// A directory that is not there, or not a directory, or whose handle is stale: nothing of ours
+/// in it, where a wrong "gone" costs nothing (reclaiming, whose next run looks again).
 pub(crate) fn is_absent(error: &io::Error) -> bool {
     matches!(
         error.kind(),

@@ -73,7 +73,7 @@ use self::{
     handles::MidHandles,
     io::{blocking, concurrently},
     layout::{message_path, Bucket, Level},
-    listing::{is_absent, is_link, is_stale, open_dir, Found, Walk},
+    listing::{is_link, is_missing, is_stale, open_dir, Found, Walk},
 };
 pub use self::{
     clock::{MAX_CLOCK_SKEW, PUBLISH_DEADLINE, SETTLE, STAMP_RESOLUTION},
@@ -398,33 +398,44 @@ impl MessageStore {
     }
 }
 
-/// Reads a message the walk found, relative to its leaf directory. If that handle went stale
-/// (reclaiming removed the directory), the message is looked up again by its path before it is
-/// taken for gone.
+/// Reads a message the walk found, relative to its leaf directory. If that handle (or the file)
+/// went stale (reclaiming removed the directory, a DELETE the file), the message is looked up
+/// once more by its path, whose answer is believed: gone, or read.
 fn read_found(dir: &Path, found: &Found) -> Result<Read, StoreError> {
     let flags = OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW;
     let name = found.id.to_string();
-    let opened = match rustix::fs::openat(&*found.leaf, name.as_str(), flags, Mode::empty()) {
-        Err(rustix::io::Errno::STALE) => {
-            let path = dir.join(found.bucket().relative_path()).join(&name);
-            rustix::fs::open(&path, flags, Mode::empty())
-        }
-        other => other,
+    let by_path = || {
+        let path = dir.join(found.bucket().relative_path()).join(&name);
+        read_opened(rustix::fs::open(&path, flags, Mode::empty()), found.id)
     };
+    match read_opened(
+        rustix::fs::openat(&*found.leaf, name.as_str(), flags, Mode::empty()),
+        found.id,
+    ) {
+        Err(StoreError::Unavailable(e)) if is_stale(&e) => by_path(),
+        other => other,
+    }
+}
+
+/// What an open of a message file, then reading it, gives.
+fn read_opened(
+    opened: rustix::io::Result<rustix::fd::OwnedFd>,
+    id: MessageId,
+) -> Result<Read, StoreError> {
     let file = match opened {
         Ok(fd) => File::from(fd),
         Err(e) => {
             let e = std::io::Error::from(e);
-            return if is_absent(&e) {
+            return if is_missing(&e) {
                 Ok(Read::Gone)
             } else if is_link(&e) {
-                Ok(Read::Undecodable(found.id))
+                Ok(Read::Undecodable(id))
             } else {
                 Err(e.into())
             };
         }
     };
-    match by_id::read_file(file, found.id) {
+    match by_id::read_file(file, id) {
         Ok(Some(message)) => Ok(Read::Message(message)),
         Ok(None) => Ok(Read::Gone),
         Err(StoreError::Corrupt(id)) => Ok(Read::Undecodable(id)),
