@@ -24,8 +24,9 @@ for arg in "$@"; do
       cat <<'EOF'
 bench/run.sh [OPTION...]: the benchmark, in one command (see bench/README.md).
 
-It builds, in order: the bench (efs-bench and latfs: cargo build --release in bench/), the
-function binaries (cargo build --release -p get-messages -p post-message -p delete-messages),
+It builds, in order: the bench (efs-bench: cargo build --release in bench/), the latency file
+system and the function binaries in the root workspace (cargo build --release -p efs-model
+-p get-messages -p post-message -p delete-messages: target/release/latfs and the functions),
 the arm64 bootstrap.zip files if missing (scripts/build-artifacts or cargo lambda; never with
 --quick), and a venv with matplotlib for the plots (bench/.venv). Then it runs the harness,
 bench/harness.py, with every OPTION. The harness needs root for Lambda's CPU share (cgroup v1)
@@ -46,11 +47,11 @@ EOF
   esac
 done
 
-echo "== building the bench (bench/, its own workspace and target dir)" >&2
+echo "== building the bench (efs-bench: bench/, its own workspace and target dir)" >&2
 (cd "$bench" && cargo build --release --quiet)
 
-echo "== building the function binaries (x86_64 release: what the Lambda model runs)" >&2
-(cd "$root" && cargo build --release --quiet -p get-messages -p post-message -p delete-messages)
+echo "== building latfs (efs-model) and the function binaries (x86_64 release: what the Lambda model runs)" >&2
+(cd "$root" && cargo build --release --quiet -p efs-model -p get-messages -p post-message -p delete-messages)
 
 missing_zip=no
 for f in get-messages post-message delete-messages; do

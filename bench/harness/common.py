@@ -1,7 +1,8 @@
 """Where things are, the constants every part of the harness shares, and small helpers.
 
-The one place that says where the bench's own binaries (``efs-bench`` and ``latfs``) and the
-release function binaries are: every other module takes them from here.
+The one place that says where the bench's binaries (``efs-bench``, and ``latfs`` of the
+``efs-model`` crate) and the release function binaries are: every other module takes them from
+here.
 """
 
 import sys
@@ -9,11 +10,12 @@ from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent.parent   # bench/
 ROOT = BENCH.parent                               # the repository
-# The bench's binaries, built by `cargo build --release` in bench/ (bench/run.sh does it). If
-# latfs moves to a crate of its own, LATFS is the line to change.
+# efs-bench, built by `cargo build --release` in bench/ (its own workspace; bench/run.sh does it).
 BENCH_BIN = BENCH / "target" / "release"
 EFS_BENCH = BENCH_BIN / "efs-bench"
-LATFS = BENCH_BIN / "latfs"
+# latfs, the EFS client model (efs-model/, a crate of the root workspace): built by
+# `cargo build --release -p efs-model` with the function binaries (bench/run.sh does it).
+LATFS = ROOT / "target" / "release" / "latfs"
 # The functions' release binaries (the root workspace's target/release/<function>; the Lambda
 # model finds them through lambdasim.available_binaries(ROOT, ...), which looks in the same place).
 FUNCTION_BIN = ROOT / "target" / "release"

@@ -1,10 +1,21 @@
 """The latency file system (``latfs``, FUSE): mounting and unmounting it, and its request counts.
 
-The binary's location is ``common.LATFS``; its source is ``bench/src/bin/latfs.rs`` and its
-options are in ``bench/README.md``. The harness mounts one for the Lambda model, one for the
-design comparison (with two more there: ``--serial-dirops`` for a probe, and one with no injected
-latency) and one for the functions' workload, each in a directory of its own under the scratch
-directory; ``stop`` unmounts, also after a crash of latfs.
+``latfs`` is the EFS client model of the ``efs-model`` crate (``efs-model/README.md``); the
+binary's location is ``common.LATFS``. Two models of it are used:
+
+* ``nfs`` (``--nfs-cache``, with the default cache times of nfs(5): attributes 3–60 s for files,
+  30–60 s for directories): one mount is one NFS client, with the Linux NFS client's caches of
+  attributes, names (found and not found), listings and data, and close-to-open revalidation.
+  Mount the same backing directory twice and you have two clients of one server. What the Lambda
+  model runs on by default (``--latfs-model``).
+* ``plain``: the original latency file system (every request a round trip, the kernel's own
+  attribute cache of 1 s and no name cache), which the earlier benchmarks used, and which the
+  design comparison and the functions part keep, so their figures stay comparable.
+
+The harness mounts one for the Lambda model (one per set of binaries measured, over one backing
+directory), one for the design comparison (with two more there: ``--serial-dirops`` for a
+probe, and one with no injected latency) and one for the functions' workload, each in a
+directory of its own under the scratch directory; ``stop`` unmounts, also after a crash of latfs.
 """
 
 import json
@@ -20,17 +31,29 @@ from .common import LATFS
 
 # Injected latencies (microseconds), modelled on EFS.
 LAT_META_US, LAT_READ_US, LAT_WRITE_US = 1000, 250, 2700
+# The models (see above): their extra options.
+MODELS = {"nfs": ["--nfs-cache"], "plain": []}
+MODEL_TEXT = {
+    "nfs": "the NFS client model (latfs --nfs-cache, default cache times: acregmin/acregmax "
+           "3/60 s, acdirmin/acdirmax 30/60 s)",
+    "plain": "the plain latency file system (no client caches: every request a round trip)",
+}
 
 
 class LatFs:
-    """latfs over `backing`, mounted on `mountpoint`; started and stopped by the harness."""
+    """latfs over `backing`, mounted on `mountpoint`; started and stopped by the harness.
 
-    def __init__(self, work, extra=()):
-        self.backing = work / "latfs-backing"
-        self.mountpoint = work / "latfs-mount"
-        self.socket = work / "latfs.sock"
-        self.log = work / "latfs.log"
-        self.extra = list(extra)
+    `model` is ``plain`` or ``nfs`` (MODELS). `backing` defaults to ``work/latfs-backing``; give
+    another mount's backing directory to make a second client of the same server (`name` then
+    keeps the mount point, socket and log apart)."""
+
+    def __init__(self, work, extra=(), model="plain", backing=None, name="latfs"):
+        self.model = model
+        self.backing = backing or work / "latfs-backing"
+        self.mountpoint = work / f"{name}-mount"
+        self.socket = work / f"{name}.sock"
+        self.log = work / f"{name}.log"
+        self.extra = MODELS[model] + list(extra)
         self.proc = None
 
     @staticmethod
