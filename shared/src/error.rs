@@ -14,7 +14,7 @@ pub enum ApiError {
     MessageTooLarge { limit: usize },
     #[error("The request body is marked as base64 but is not valid base64.")]
     InvalidBody,
-    #[error("The Content-Type header must be printable ASCII of at most {max} bytes.")]
+    #[error("The Content-Type must be one media type (type/subtype, optionally with ; parameters, never a list), printable ASCII of at most {max} bytes.")]
     InvalidContentType { max: usize },
     #[error("{0}")]
     InvalidQuery(String),

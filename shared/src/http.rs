@@ -128,7 +128,9 @@ fn parse_limit(raw: &str) -> Option<usize> {
 }
 
 /// The Content-Type to keep with a posted message: the header as sent, or
-/// [`DEFAULT_CONTENT_TYPE`] when there is none.
+/// [`DEFAULT_CONTENT_TYPE`] when there is none. It must be exactly one media type
+/// ([`content_safety::media_type`]): a list (a comma, or the header twice) is refused, since a
+/// browser would read its last type.
 pub fn message_content_type(request: &Request) -> Result<&str, ApiError> {
     let invalid = || ApiError::InvalidContentType {
         max: MAX_CONTENT_TYPE_LEN,
@@ -141,7 +143,10 @@ pub fn message_content_type(request: &Request) -> Result<&str, ApiError> {
         return Err(invalid());
     }
     let text = value.to_str().map_err(|_| invalid())?.trim();
-    if text.is_empty() || text.len() > MAX_CONTENT_TYPE_LEN {
+    if text.is_empty()
+        || text.len() > MAX_CONTENT_TYPE_LEN
+        || content_safety::media_type(text).is_none()
+    {
         return Err(invalid());
     }
     Ok(text)

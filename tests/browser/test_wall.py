@@ -390,3 +390,47 @@ def test_screenshots_are_committed():
     for name in ("desktop", "phone"):
         assert (REPO / f"docs/screenshots/wall-{name}.png").stat().st_size > 10_000
     assert "docs/screenshots/wall-desktop.png" in (REPO / "README.md").read_text()
+
+
+def test_another_origin_cannot_embed_a_stored_message(wall_api, browser, tmp_path):
+    """`Cross-Origin-Resource-Policy: same-origin`: a page of another origin (here another local
+    port) cannot run a stored `text/javascript` message through `<script src>`, nor show a stored
+    image. The control proves the page would notice: the same script from its own origin runs."""
+    import functools
+    import http.server
+    import threading
+
+    from conftest import free_port
+
+    api = wall_api
+    script = b"document.title = 'ran: ' + document.title;"
+    script_id = post(api, script, "text/javascript")
+    png = base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==")
+    image_id = post(api, png, "image/png")
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "own.js").write_bytes(script)
+    (site / "embed.html").write_text(
+        f'<!doctype html><title>embed</title><img id=i src="{api.url}/messages/{image_id}">'
+        f'<script src="{api.url}/messages/{script_id}"></script>')
+    (site / "control.html").write_text(
+        '<!doctype html><title>control</title><script src="own.js"></script>')
+    port = free_port()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(site))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        settle(browser)
+        browser.get(f"http://127.0.0.1:{port}/embed.html")
+        wait(browser, lambda d: d.execute_script("return document.readyState") == "complete")
+        time.sleep(0.5)
+        assert browser.title == "embed", "a stored script ran on another origin"
+        assert browser.execute_script("return document.getElementById('i').naturalWidth") == 0, \
+            "a stored image was shown on another origin"
+        blocked = [entry["message"] for entry in console(browser)
+                   if "ERR_BLOCKED_BY_RESPONSE" in entry["message"]]
+        assert len(blocked) >= 2, console(browser)
+        browser.get(f"http://127.0.0.1:{port}/control.html")
+        wait(browser, lambda d: d.title == "ran: control", message="the control script did not run")
+    finally:
+        server.shutdown()

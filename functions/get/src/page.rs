@@ -144,5 +144,10 @@ pub fn wall() -> Response<Body> {
         HeaderValue::from_static("no-referrer"),
     );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    // Like every answer: no other website loads it.
+    headers.insert(
+        shared::content_safety::CROSS_ORIGIN_RESOURCE_POLICY,
+        HeaderValue::from_static(shared::content_safety::SAME_ORIGIN),
+    );
     response
 }

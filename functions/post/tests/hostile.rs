@@ -92,7 +92,8 @@ async fn hostile_content_types_are_refused_or_kept_verbatim() {
         (status, body["error"]["code"].as_str()),
         (400, Some("invalid_content_type"))
     );
-    let odd = "text/plain; charset=\"utf-8\"; x=../../etc";
+    // Quoted parameters may hold anything printable: kept verbatim, never a path.
+    let odd = "text/plain; charset=\"utf-8\"; x=\"../../etc, <b>\"";
     let (status, body) = answer(
         &env,
         &Event::fixture("post-message-text").with_header("content-type", Some(odd)),
@@ -104,4 +105,28 @@ async fn hostile_content_types_are_refused_or_kept_verbatim() {
         1,
         "the Content-Type never becomes a path"
     );
+    // Anything but exactly one media type is refused: a browser reads the last type of a list.
+    for refused in [
+        "text/plain;a=b,text/html",
+        "text/plain; charset=utf-8, text/html",
+        "application/json;x=1,image/svg+xml",
+        // Two Content-Type headers, as API Gateway joins them.
+        "text/plain,text/html",
+        "text/plain; x=../../etc",
+        "text/plain; charset",
+        "text/html text/plain",
+        "text",
+    ] {
+        let (status, body) = answer(
+            &env,
+            &Event::fixture("post-message-text").with_header("content-type", Some(refused)),
+        )
+        .await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (400, Some("invalid_content_type")),
+            "{refused}"
+        );
+    }
+    assert_eq!(env.files().len(), 1, "nothing refused was stored");
 }
