@@ -39,5 +39,8 @@ def test_plain_watch_answers_without_an_efs_directory(tmp_path):
         assert posted.status == 201, posted.body
         settle()
         assert [m["body"] for m in api.request("GET", "/messages").json()["messages"]] == ["first"]
+        # Plain watch from a clone: no CORS grant for another website either (Cargo.toml).
+        foreign = api.request("GET", "/messages", headers={"origin": "http://evil.example"})
+        assert "access-control-allow-origin" not in foreign.headers, foreign.headers
     finally:
         stop(proc)

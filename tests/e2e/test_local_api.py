@@ -179,3 +179,32 @@ def test_a_10000_character_path_and_a_header_flood_over_http(local_api):
     headers = {f"x-flood-{i}": "y" * 64 for i in range(500)}
     assert local_api.request("GET", "/messages?limit=1", headers=headers).status == 431
     assert local_api.request("GET", "/messages?limit=1").status == 200
+
+
+FOREIGN = "http://evil.example:8080"
+
+
+def test_another_website_gets_no_cors_grant(local_api):
+    """cargo lambda watch would grant every origin (credentials included); Cargo.toml's watch
+    table turns that off, so a page on another site (or another local port) can neither read the
+    messages nor send a DELETE (which needs a preflight)."""
+    api = local_api
+    reply = api.request("GET", "/messages", headers={"origin": FOREIGN})
+    assert reply.status == 200
+    assert not any(h.startswith("access-control-") for h in reply.headers), reply.headers
+    for method in ("DELETE", "POST"):
+        preflight = api.request("OPTIONS", "/messages", headers={
+            "origin": FOREIGN, "access-control-request-method": method,
+            "access-control-request-headers": "content-type"})
+        assert "access-control-allow-origin" not in preflight.headers, (method, preflight)
+        assert "access-control-allow-methods" not in preflight.headers, (method, preflight)
+    # Every answer also tells the browser not to let another origin embed it.
+    assert reply.headers["cross-origin-resource-policy"] == "same-origin"
+
+
+def test_scripts_local_listens_on_loopback_only(local_api):
+    port = local_api.url.rsplit(":", 1)[1]
+    listening = subprocess.run(["ss", "-Hltn", f"sport = :{port}"], capture_output=True,
+                               text=True).stdout
+    addresses = {line.split()[3].rsplit(":", 1)[0] for line in listening.splitlines()}
+    assert addresses == {"127.0.0.1"}, listening
