@@ -6,7 +6,7 @@ the delete function remove what it condemned, run by run.
     bench/reclaim.py --count 1000000       a million (about 4 GB of scratch disk)
     bench/reclaim.py --memory 1769 --local
 
-Builds on the harness (``harness/``: latfs, seeding) and ``lambdasim.py`` (the Runtime API, the
+Builds on the harness (``harness/``: latfs, by default the NFS client model, seeding) and ``lambdasim.py`` (the Runtime API, the
 cgroup CPU share): the real ``target/release/delete-messages`` binary gets ``DELETE /messages``,
 then the EventBridge scheduled event of ``test-support/fixtures/events/scheduled.json`` until a
 run reports ``finished``. The messages are seeded an hour old (at 100 per second), so that
@@ -39,6 +39,9 @@ def main():
     parser.add_argument("--count", type=int, default=100_000)
     parser.add_argument("--memory", type=int, default=128, help="memory size in MB (CPU share)")
     parser.add_argument("--local", action="store_true", help="local disk instead of latfs")
+    parser.add_argument("--latfs-model", choices=["nfs", "plain"], default="nfs",
+                        help="latfs with the NFS client model's caches (nfs, default cache times: "
+                             "the default) or without (plain, as the earlier measurements)")
     parser.add_argument("--max-runs", type=int, default=2000)
     parser.add_argument("--json", type=Path, help="write every figure here")
     args = parser.parse_args()
@@ -60,7 +63,7 @@ def main():
             why_not = LatFs.unavailable()
             if why_not:
                 sys.exit(f"latfs unavailable: {why_not} (use --local)")
-            latfs = LatFs(work)
+            latfs = LatFs(work, model=args.latfs_model)
             latfs.start()
             backing, messages_dir = latfs.backing, latfs.mountpoint
         hour_ago = int(time.time() * 1000) - 3_600_000
@@ -93,7 +96,8 @@ def main():
                     break
         removed = sum(r["messages"] or 0 for r in runs)
         summary = {
-            "count": args.count, "memory_mb": args.memory, "fs": "local" if args.local else "latfs",
+            "count": args.count, "memory_mb": args.memory,
+            "fs": "local" if args.local else f"latfs ({args.latfs_model})",
             "cpu_share": not why, "delete_all_ms": delete_all_ms, "runs": len(runs),
             "removed": removed, "max_run_ms": max(r["ms"] for r in runs),
             "median_run_ms": statistics.median(r["ms"] for r in runs),

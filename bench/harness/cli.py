@@ -70,6 +70,26 @@ def build_parser():
                         help="no CPU share: every instance at full CPU")
     parser.add_argument("--memory-limit", action="store_true",
                         help="also limit each instance's memory to its memory size (cgroup v1)")
+    parser.add_argument("--latfs-model", choices=["nfs", "plain"], default="nfs",
+                        help="the Lambda model's file system: nfs (default) is latfs --nfs-cache, "
+                             "the NFS client model with nfs(5)'s default cache times, each set of "
+                             "binaries on a client of its own; plain is the earlier latency file "
+                             "system without client caches (the design comparison and the "
+                             "functions part always use plain)")
+    parser.add_argument("--binaries", default=None,
+                        help="where the function binaries measured are (default the root "
+                             "workspace's target/release)")
+    parser.add_argument("--label", default="main",
+                        help="the name of those binaries in the report (default main)")
+    parser.add_argument("--compare-binaries", action="append", metavar="LABEL=DIR",
+                        help="also run the Lambda model's main memory sizes (128 and 1,769 MB) "
+                             "with the function binaries in DIR, in the same run, e.g. "
+                             "v2=/tmp/efs-v2/target/release (repeatable); the report compares "
+                             "them with the main binaries")
+    parser.add_argument("--page-samples", type=int, default=None,
+                        help="samples per page variant in the Lambda model (default 9; --quick 2)")
+    parser.add_argument("--op-samples", type=int, default=None,
+                        help="samples of GET by id, POST and DELETE by id (default 20; --quick 5)")
     parser.add_argument("--skip-lambda", action="store_true", help="skip the Lambda model")
     parser.add_argument("--skip-designs", action="store_true",
                         help="skip the in-process comparison of the original, naive and our design")

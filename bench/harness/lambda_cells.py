@@ -33,10 +33,11 @@ def json_body(resp):
 
 
 class LambdaContext:
-    """What every cell of a run shares, and the operations that timed out (skipped at larger
-    counts)."""
+    """What every cell of one set of binaries shares (`label` names the set: ``main``, or a
+    build compared with it), and the operations that timed out (skipped at larger counts)."""
 
-    def __init__(self, work, binaries, cgroups, memory_limit, timeout):
+    def __init__(self, work, binaries, cgroups, memory_limit, timeout, label="main"):
+        self.label = label
         self.work, self.binaries, self.cgroups = work, binaries, cgroups
         self.memory_limit, self.timeout = memory_limit, timeout
         self.n_instances = 0
@@ -70,7 +71,7 @@ class Cell:
             ctx = self.ctx
             ctx.n_instances += 1
             inst = L.Instance(ctx.binaries[name], name, self.mb, self.messages_dir,
-                              ctx.work / f"fn-{ctx.n_instances}.log", cgroups=ctx.cgroups,
+                              ctx.work / f"fn-{ctx.label}-{ctx.n_instances}.log", cgroups=ctx.cgroups,
                               memory_limit=ctx.memory_limit)
             self.instances[name] = inst
             f = self.functions.setdefault(name, {"init_ms": [], "first_invocation_ms": []})
@@ -101,7 +102,7 @@ class Cell:
         for _ in range(n):
             self.ctx.n_instances += 1
             inst = L.Instance(self.ctx.binaries[name], name, self.mb, self.messages_dir,
-                              self.ctx.work / f"fn-{self.ctx.n_instances}.log",
+                              self.ctx.work / f"fn-{self.ctx.label}-{self.ctx.n_instances}.log",
                               cgroups=self.ctx.cgroups, memory_limit=self.ctx.memory_limit)
             self.functions.setdefault(name, {"init_ms": [], "first_invocation_ms": []})["init_ms"].append(inst.init_ms)
             inst.close()

@@ -24,15 +24,19 @@ OP_FUNCTION = {**{k: "get-messages" for k in PAGE_KEYS}, "get": "get-messages",
                "post": "post-message", "delete": "delete-messages", "delete_all": "delete-messages"}
 
 
-def lam_cells(lam, where=None, mb=None, dataset=None):
+def lam_cells(lam, where=None, mb=None, dataset=None, build=None):
+    """The cells of one set of binaries (`build`, default the main one: every table but the
+    comparison is of the main binaries)."""
+    main = lam.get("label", "main")
+    build = build or main
     for c in lam.get("cells", []):
         if (where is None or c["where"] == where) and (mb is None or c["memory_mb"] == mb) \
-                and (dataset is None or c["dataset"] == dataset):
+                and (dataset is None or c["dataset"] == dataset) and c.get("build", main) == build:
             yield c
 
 
-def lam_op(lam, where, mb, count, op, dataset=None):
-    for c in lam_cells(lam, where, mb):
+def lam_op(lam, where, mb, count, op, dataset=None, build=None):
+    for c in lam_cells(lam, where, mb, build=build):
         if c["count"] == count and (dataset is None or c["dataset"] == dataset) and op in c["ops"]:
             return c["ops"][op]
     return None
@@ -232,6 +236,65 @@ def lambda_targets(lam):
     return "\n".join(lines)
 
 
+COMPARE_OPS = PAGE_KEYS + ["post", "get", "delete", "delete_all"]
+
+
+def change_text(old, new):
+    """The change from `old` to `new` in %, bold when worse by more than 10 %."""
+    if old is None or new is None or old <= 0:
+        return "–"
+    change = 100 * (new - old) / old
+    text = f"{change:+.0f} %"
+    return f"**{text}**" if change > 10 else text
+
+
+def floor_of(lam, count, dataset, mb, build):
+    for f in lam.get("floors", []):
+        if f["count"] == count and f["dataset"] == dataset and f["memory_mb"] == mb \
+                and f["build"] == build and "p50" in f:
+            return f
+    return None
+
+
+def compare_table(lam, other):
+    """The main binaries against `other`, operation by operation, at the main memory sizes: p50
+    and p99 of each and the change; the file system's floor for a page (measured on each build's
+    own mount, at the same share, in the same run) beside the pages."""
+    main = lam.get("label", "main")
+    where = "latfs" if "latfs_skipped" not in lam else "local"
+    lines = [f"| stored | memory | operation | p50 {other} | p50 {main} | change | p99 {other} | "
+             f"p99 {main} | change | CPU per request {other} → {main} | n |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for count, dataset in datasets_of(lam):
+        for mb in lam["memory_main"]:
+            for op in COMPARE_OPS:
+                a = lam_op(lam, where, mb, count, op, dataset, build=other)
+                b = lam_op(lam, where, mb, count, op, dataset, build=main)
+                if a is None and b is None:
+                    continue
+
+                def val(r, field):
+                    return None if r is None or "skipped" in r or r.get("timeouts") else r.get(field)
+
+                def cpu(r):
+                    v = val(r, "cpu_ms_per_request")
+                    return "–" if v is None else f"{fmt(v)}"
+                lines.append(
+                    f"| {count_label(count, dataset)} | {mb} MB | {OP_LABELS[op]} | {op_text(a)} | "
+                    f"{op_text(b)} | {change_text(val(a, 'p50'), val(b, 'p50'))} | "
+                    f"{op_text(a, 'p99')} | {op_text(b, 'p99')} | "
+                    f"{change_text(val(a, 'p99'), val(b, 'p99'))} | {cpu(a)} → {cpu(b)} ms | "
+                    f"{(a or {}).get('n', '–')}, {(b or {}).get('n', '–')} |")
+            fa, fb = floor_of(lam, count, dataset, mb, other), floor_of(lam, count, dataset, mb, main)
+            if fa or fb:
+                def ft(f):
+                    return f"{fmt(f['p50'])} ms (CPU {fmt(f['cpu_ms_p50'])} ms)" if f else "–"
+                lines.append(f"| {count_label(count, dataset)} | {mb} MB | floor: 100 files opened, "
+                             f"read, closed in turn | {ft(fa)} | {ft(fb)} | "
+                             f"{change_text(fa and fa['p50'], fb and fb['p50'])} | | | | | |")
+    return "\n".join(lines)
+
+
 def lambda_report(lam):
     if "skipped" in lam:
         return ["## Lambda model", "", f"SKIPPED: {lam['skipped']}", ""]
@@ -251,6 +314,15 @@ def lambda_report(lam):
             "to receiving /response.", ""]
     if lam.get("latfs_skipped"):
         parts += [f"**No latency file system** ({lam['latfs_skipped']}): on local disk.", ""]
+    elif lam.get("latfs_model_text"):
+        parts += [f"File system: {lam['latfs_model_text']}"
+                  + (", one mount (one client of the same backing directory) per set of binaries"
+                     if len(lam.get("builds", {})) > 1 else "") + ".", ""]
+    ages = [c["newest_id_age_s"] for c in lam.get("cells", []) if c.get("newest_id_age_s") is not None]
+    if ages:
+        parts += [f"Settle horizon: oldest-first pages return only messages older than "
+                  f"{lam.get('settle_s', 1.25):g} s (store v3); when a cell's pages began, the newest "
+                  f"seeded id was {min(ages):.1f}–{max(ages):.0f} s old.", ""]
     seeding = ", ".join(f"{s_['count']:,} ({s_['dataset']}) in {s_['s']:.1f} s" for s_ in lam["seeding"])
     bursts = [(c, d) for c, d in datasets_of(lam) if d.startswith("burst")]
     tuning_done = any(c == lam["tuning_count"] and not d.startswith("burst") for c, d in datasets_of(lam))
@@ -297,6 +369,18 @@ def lambda_report(lam):
     if where == "latfs":
         parts += ["### CPU per page on local disk (full CPU; the same stores, no FUSE)", "",
                   lambda_ops_table(lam, "local", [L.FULL_CPU_MB], PAGE_KEYS + ["get"]), ""]
+    main = lam.get("label", "main")
+    for other, directory in lam.get("builds", {}).items():
+        if other == main:
+            continue
+        parts += [f"### {main} against {other}, same run, same model", "",
+                  f"`{main}`: {lam['builds'][main]} (built from {lam.get('builds_git', {}).get(main)}); "
+                  f"`{other}`: {directory} (built from {lam.get('builds_git', {}).get(other)}). Each on its own latfs "
+                  "mount over the one backing directory; the two take turns at each dataset and "
+                  "memory size (alternating which goes first). A change worse than +10 % is in bold. "
+                  "The floor is one thread opening, reading and closing the middle page's 100 files "
+                  "in turn at the same CPU share, on the same mount (p50 of 7 passes after one that "
+                  "warms the caches).", "", compare_table(lam, other), ""]
     parts += ["### Function instances", "", lambda_functions_table(lam, where, lam["memory_tuning"]), "",
               "### Targets (issue 9)", "", lambda_targets(lam), ""]
     return parts

@@ -1,8 +1,10 @@
 //! `efs-bench`: drives the message store designs for the benchmark harness (`bench/harness.py`).
 //!
 //! ```text
-//! efs-bench seed  --dir D --count N [--size S] [--rate R [--end-ms T]] [--threads N] [--ids-out F]
-//!                                                   write N messages straight into D
+//! efs-bench seed  --dir D --count N [--size S] [--fill text|ctrl] [--rate R [--end-ms T]]
+//!                 [--threads N] [--ids-out F]       write N messages straight into D
+//! efs-bench floor --dir D --ids-file F [--repeat N] open, read and close the messages of F in
+//!                                                   turn, one thread: the file system's floor
 //! efs-bench wipe  --dir D [--threads N]             remove everything under D, in parallel
 //! efs-bench serve --design ours|naive --dir D       answer timing requests, one JSON per line
 //! efs-bench probe --mount M --backing B --stats S [--quick]   how the kernel overlaps requests on latfs
@@ -48,10 +50,20 @@ fn main() {
             Path::new(&flag("--dir").expect("--dir")),
             flag("--count").expect("--count").parse().expect("count"),
             flag("--size").map_or(256, |s| s.parse().expect("size")),
+            match flag("--fill").as_deref() {
+                None | Some("text") => Fill::Text,
+                Some("ctrl") => Fill::Control,
+                Some(other) => panic!("--fill text|ctrl, not {other}"),
+            },
             flag("--rate").map(|r| r.parse().expect("rate (messages per second)")),
             flag("--end-ms").map(|t| t.parse().expect("end (Unix milliseconds)")),
             flag("--threads").map_or(4, |t| t.parse().expect("threads")),
             flag("--ids-out").map(PathBuf::from),
+        ),
+        Some("floor") => floor(
+            Path::new(&flag("--dir").expect("--dir")),
+            Path::new(&flag("--ids-file").expect("--ids-file")),
+            flag("--repeat").map_or(5, |n| n.parse().expect("repeat")),
         ),
         Some("wipe") => wipe(
             Path::new(&flag("--dir").expect("--dir")),
@@ -68,7 +80,7 @@ fn main() {
             args.iter().any(|a| a == "--quick"),
         ),
         _ => {
-            eprintln!("usage: efs-bench seed|serve|probe ... (see the source)");
+            eprintln!("usage: efs-bench seed|floor|wipe|serve|probe ... (see the source)");
             std::process::exit(2);
         }
     };
@@ -87,6 +99,15 @@ fn body(size: usize, n: usize) -> Vec<u8> {
     body
 }
 
+/// What a seeded message's body is made of.
+#[derive(Clone, Copy)]
+enum Fill {
+    /// Printable text ([`body`]).
+    Text,
+    /// `\x01` control characters: valid UTF-8 that JSON escapes six-fold (`\u0001`).
+    Control,
+}
+
 /// Writes `count` messages in the store's file format straight into `dir`, each where the store
 /// keeps it (`MessageStore::message_path`, so the layout is the store's own, whatever it is), with
 /// no temporary and no fsync: seeding is set-up, not a measured operation. `threads` writers
@@ -101,6 +122,7 @@ fn seed(
     dir: &Path,
     count: usize,
     size: usize,
+    fill: Fill,
     rate: Option<f64>,
     end_ms: Option<u64>,
     threads: usize,
@@ -158,7 +180,11 @@ fn seed(
                                 made.insert(parent.to_owned());
                             }
                         }
-                        fs::write(&path, format::encode(CONTENT_TYPE, &body(size, n)))?;
+                        let text = match fill {
+                            Fill::Text => body(size, n),
+                            Fill::Control => vec![1; size],
+                        };
+                        fs::write(&path, format::encode(CONTENT_TYPE, &text))?;
                     }
                 }
             })
@@ -182,6 +208,55 @@ fn seed(
         json!({"seeded": ids.len(), "ms": start.elapsed().as_secs_f64() * 1e3,
                "first": ids.first().map(ToString::to_string),
                "last": ids.last().map(ToString::to_string)})
+    );
+    Ok(())
+}
+
+/// The file system's floor for a page: one thread opens, reads to the end and closes each
+/// message of `ids_file` (ids, one per line) under `dir` in turn, `repeat` times after one pass
+/// that is not counted (it warms whatever the file system caches, as the pages before it did).
+/// Prints each pass's wall time and the CPU time this thread spent in it (`/proc/thread-self/
+/// schedstat`, ns), so that a page's latency and CPU can be compared against what merely
+/// reading its files costs on the same mount, at the same CPU share, in the same run.
+fn floor(dir: &Path, ids_file: &Path, repeat: usize) -> io::Result<()> {
+    let store = shared::MessageStore::new(dir);
+    let paths: Vec<PathBuf> = fs::read_to_string(ids_file)?
+        .split_whitespace()
+        .map(|id| {
+            MessageId::parse(id)
+                .map(|id| store.message_path(id))
+                .map_err(|e| io::Error::other(format!("id {id}: {e}")))
+        })
+        .collect::<io::Result<_>>()?;
+    let cpu_ns = || -> io::Result<u64> {
+        let text = fs::read_to_string("/proc/thread-self/schedstat")?;
+        text.split_whitespace()
+            .next()
+            .and_then(|n| n.parse().ok())
+            .ok_or_else(|| io::Error::other("no schedstat"))
+    };
+    let pass = || -> io::Result<(f64, f64)> {
+        let (start, cpu0) = (Instant::now(), cpu_ns()?);
+        let mut buffer = Vec::new();
+        for path in &paths {
+            buffer.clear();
+            fs::File::open(path)?.read_to_end(&mut buffer)?;
+        }
+        Ok((
+            start.elapsed().as_secs_f64() * 1e3,
+            (cpu_ns()? - cpu0) as f64 / 1e6,
+        ))
+    };
+    pass()?;
+    let (mut wall, mut cpu) = (Vec::new(), Vec::new());
+    for _ in 0..repeat {
+        let (w, c) = pass()?;
+        wall.push(w);
+        cpu.push(c);
+    }
+    println!(
+        "{}",
+        json!({"files": paths.len(), "wall_ms": wall, "cpu_ms": cpu})
     );
     Ok(())
 }
