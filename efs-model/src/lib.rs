@@ -1,8 +1,7 @@
 //! The EFS client model, as tests use it: [`Mount`] starts `latfs` over a backing directory and
 //! unmounts it when dropped; several mounts of one backing directory are several NFS clients of
-//! one server. The model itself is the `latfs` binary (src/main.rs); see README.md.
+//! one server. [`unavailable`] says why it cannot run here, [`required`] whether it must. The model itself is the `latfs` binary (src/main.rs); see README.md.
 
-pub mod harness;
 mod mount;
 
-pub use mount::{unavailable, Mount};
+pub use mount::{required, unavailable, Mount};

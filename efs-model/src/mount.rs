@@ -69,6 +69,12 @@ fn build(latfs: &Path) {
         .status();
 }
 
+/// Whether the model must run here (`EFS_MODEL_REQUIRED=1`, set by scripts/test as root): then a
+/// test that cannot mount it fails instead of skipping.
+pub fn required() -> bool {
+    std::env::var("EFS_MODEL_REQUIRED").is_ok_and(|v| v == "1")
+}
+
 /// Why the model cannot be mounted here, if it cannot: it needs root (FUSE, and
 /// `open_by_handle_at`), `/dev/fuse`, and the `latfs` binary.
 pub fn unavailable() -> Option<String> {

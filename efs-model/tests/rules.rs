@@ -15,40 +15,47 @@ use std::{
 use efs_model::Mount;
 
 fn main() {
-    efs_model::harness::run(&[
-        (
-            "a_name_not_found_is_trusted_until_its_directory_is_revalidated",
-            negative_names,
-        ),
-        (
-            "a_listing_is_cached_until_the_directory_is_revalidated",
-            cached_listings,
-        ),
-        ("opening_a_file_revalidates_it", close_to_open),
-        (
-            "a_create_that_finds_the_name_taken_drops_the_cached_absence",
-            failed_create,
-        ),
-        (
-            "a_name_removed_by_another_client_is_gone_at_the_next_open",
-            removed_names,
-        ),
-        (
-            "a_handle_on_what_another_client_removed_answers_estale",
-            stale_handles,
-        ),
-        ("locks_are_shared_by_every_client", shared_locks),
-        ("injected_faults_follow_their_switch", faults_switch),
-        (
-            "answers_from_the_cache_cost_no_round_trip",
-            cached_answers_are_free,
-        ),
-        (
-            "without_the_nfs_cache_every_lookup_is_a_round_trip",
-            legacy_mode,
-        ),
-        ("the_server_sets_times_with_its_own_clock", server_clock),
-    ])
+    let precondition = test_support::harness::Precondition {
+        unavailable: efs_model::unavailable(),
+        required: efs_model::required(),
+    };
+    test_support::harness::run(
+        &[
+            (
+                "a_name_not_found_is_trusted_until_its_directory_is_revalidated",
+                negative_names,
+            ),
+            (
+                "a_listing_is_cached_until_the_directory_is_revalidated",
+                cached_listings,
+            ),
+            ("opening_a_file_revalidates_it", close_to_open),
+            (
+                "a_create_that_finds_the_name_taken_drops_the_cached_absence",
+                failed_create,
+            ),
+            (
+                "a_name_removed_by_another_client_is_gone_at_the_next_open",
+                removed_names,
+            ),
+            (
+                "a_handle_on_what_another_client_removed_answers_estale",
+                stale_handles,
+            ),
+            ("locks_are_shared_by_every_client", shared_locks),
+            ("injected_faults_follow_their_switch", faults_switch),
+            (
+                "answers_from_the_cache_cost_no_round_trip",
+                cached_answers_are_free,
+            ),
+            (
+                "without_the_nfs_cache_every_lookup_is_a_round_trip",
+                legacy_mode,
+            ),
+            ("the_server_sets_times_with_its_own_clock", server_clock),
+        ],
+        precondition,
+    )
 }
 
 const SHORT: [&str; 9] = [

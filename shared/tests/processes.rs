@@ -17,7 +17,7 @@ use std::{
     os::unix::{fs::PermissionsExt, process::CommandExt},
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
-    sync::{mpsc, Mutex},
+    sync::mpsc,
     thread,
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
@@ -35,7 +35,7 @@ const DIR: &str = "PROCESSES_TEST_DIR";
 const COUNT: &str = "PROCESSES_TEST_COUNT";
 const SIZE: &str = "PROCESSES_TEST_SIZE";
 
-fn main() {
+fn main() -> ! {
     if let Ok(role) = env::var(ROLE) {
         let dir = PathBuf::from(env::var(DIR).expect("role needs a directory"));
         let runtime = tokio::runtime::Runtime::new().expect("runtime");
@@ -69,53 +69,7 @@ fn main() {
             reclaim_killed_at_each_step,
         ),
     ];
-    let filter: Vec<String> = env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with('-'))
-        .collect();
-    println!("\nrunning {} tests", scenarios.len());
-    let (mut passed, mut failed, mut filtered) = (0, 0, 0);
-    let mut skipped = Vec::new();
-    for (name, scenario) in scenarios {
-        if !filter.is_empty() && !filter.iter().any(|f| name.contains(f.as_str())) {
-            filtered += 1;
-            continue;
-        }
-        match std::panic::catch_unwind(scenario) {
-            Ok(()) => match SKIPPED.lock().unwrap().take() {
-                Some(reason) => {
-                    println!("test {name} ... SKIPPED: {reason}");
-                    skipped.push(name);
-                }
-                None => {
-                    println!("test {name} ... ok");
-                    passed += 1;
-                }
-            },
-            Err(_) => {
-                println!("test {name} ... FAILED");
-                failed += 1;
-            }
-        }
-    }
-    let verdict = if failed == 0 { "ok" } else { "FAILED" };
-    // A skipped scenario is counted with libtest's word for a test that did not run.
-    println!(
-        "\ntest result: {verdict}. {passed} passed; {failed} failed; {} ignored; 0 measured; {filtered} filtered out",
-        skipped.len()
-    );
-    if !skipped.is_empty() {
-        println!("SKIPPED (not run, not passed): {}", skipped.join(", "));
-    }
-    println!();
-    std::process::exit(i32::from(failed > 0));
-}
-
-/// Set by a scenario that cannot run here, with the reason; the harness reports it as SKIPPED.
-static SKIPPED: Mutex<Option<String>> = Mutex::new(None);
-
-fn skip(reason: &str) {
-    *SKIPPED.lock().unwrap() = Some(reason.to_owned());
+    test_support::harness::run(&scenarios, Default::default())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -763,7 +717,7 @@ fn read_only_file_system() {
 
 fn full_file_system() {
     if !is_root() {
-        return skip("needs root to mount a small tmpfs (CI runs as root)");
+        return test_support::harness::skip("needs root to mount a small tmpfs (CI runs as root)");
     }
     let fs = Tmpfs::mount("size=512k").expect("root can mount tmpfs");
     let store = MessageStore::new(fs.path());

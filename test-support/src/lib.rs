@@ -4,6 +4,8 @@
 //! A crate of its own (a dev-dependency only) rather than a feature of `shared`, so that `shared`
 //! is compiled the same way for the tests and for the function binaries: one build serves both.
 
+pub mod harness;
+
 use std::{
     future::Future,
     path::{Path, PathBuf},
