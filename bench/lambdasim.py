@@ -112,6 +112,7 @@ class RuntimeApi:
         self.first_next = None  # time.perf_counter_ns() of the first /next
         self.handed_out = {}    # request id -> perf_counter_ns() when /next handed its event out
         self.closed = False
+        self.last_response_bytes = None  # the size of the last invocation's response document
         runtime = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -192,6 +193,7 @@ class RuntimeApi:
                 break
         if kind != "response":
             raise RuntimeError(f"invocation failed ({kind}): {data[:300]!r}")
+        self.last_response_bytes = len(data)
         return arrived - self.handed_out.pop(request_id), json.loads(data)
 
     def close(self):
