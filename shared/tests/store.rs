@@ -855,7 +855,9 @@ async fn deleting_the_last_message_of_a_closed_directory_removes_it() {
     let now = store.publish("text/plain", b"now").await.unwrap();
     store.delete(now).await.unwrap();
     assert!(leaf(now).exists(), "not closed yet");
-    settle().await;
+    // Closed once its 256 ms have ended and SETTLE passed.
+    let closes = (now.unix_millis() | 0xff) + SETTLE.as_millis() as u64 + 50;
+    tokio::time::sleep(Duration::from_millis(closes.saturating_sub(now_millis()))).await;
     let done = store.reclaim(everything()).await.unwrap();
     assert!(!leaf(now).exists(), "swept once closed: {done:?}");
     assert!(done.directories >= 1);
