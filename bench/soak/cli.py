@@ -66,6 +66,9 @@ def parse_args(argv=None):
     p.add_argument("--no-cpu-share", action="store_true",
                    help="run instances at full CPU (default: Lambda's share of their deployed "
                    "memory size, cgroup v1)")
+    p.add_argument("--bin-dir", type=Path, default=None,
+                   help="the binaries to run (python3 -m soak.build's output); default: the "
+                   "working tree's target/release, as the last build left it")
     p.add_argument("--work", type=Path, default=None,
                    help="scratch directory (default: a new one under /tmp; removed afterwards "
                    "unless --keep)")
@@ -100,7 +103,7 @@ def wait_for_quiet(args):
 
 def main(argv=None):
     args = parse_args(argv)
-    problem = latfs_problem()
+    problem = latfs_problem(args.bin_dir)
     if problem:
         sys.exit(f"cannot run the soak: {problem}")
     cpu_problem = None if args.no_cpu_share else cpu_share_problem()
@@ -120,14 +123,14 @@ def main(argv=None):
         "post_gap_s": args.post_gap, "delete_gap_s": args.delete_gap,
         "delete_all_every_s": args.delete_all_every, "reclaim_every_s": args.reclaim_every,
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "code": code_version(), "other_benchmarks_at_start": busy_at_start,
+        "code": code_version(args.bin_dir), "other_benchmarks_at_start": busy_at_start,
         "load_before": machine_load(),
     }
     log(f"soak: seed {args.seed}, faults {args.faults}, {args.minutes} min + "
         f"{args.recovery_minutes} min recovery, scratch {work}; load {config['load_before']}")
     ledger = ledger_mod.Ledger()
     cluster = Cluster(work, client_options=args.cache.split(),
-                      cgroups=not (args.no_cpu_share or cpu_problem))
+                      cgroups=not (args.no_cpu_share or cpu_problem), bin_dir=args.bin_dir)
     load_samples = []
     try:
         def client_options(i):

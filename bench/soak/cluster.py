@@ -280,7 +280,15 @@ class Node:
 FUNCTIONS = tuple(DEPLOYED_MB)
 
 
-def pin_binaries(into):
+def binaries_in(bin_dir=None):
+    """The four binaries: from `bin_dir` (soak/build.py's output) or the working tree's
+    target/release."""
+    if bin_dir:
+        return [Path(bin_dir) / f for f in (*FUNCTIONS, "latfs")]
+    return [*(FUNCTION_BIN / f for f in FUNCTIONS), LATFS]
+
+
+def pin_binaries(into, bin_dir=None):
     """Copies the release binaries (the three functions and latfs) into `into`, so that a build
     by someone else during a run cannot change what runs; returns {name: {path, sha256, built}}."""
     import hashlib
@@ -288,7 +296,7 @@ def pin_binaries(into):
     into = Path(into)
     into.mkdir(parents=True, exist_ok=True)
     pinned = {}
-    for source in [*(FUNCTION_BIN / f for f in FUNCTIONS), LATFS]:
+    for source in binaries_in(bin_dir):
         target = into / source.name
         shutil.copy2(source, target)
         pinned[source.name] = {
@@ -299,22 +307,31 @@ def pin_binaries(into):
     return pinned
 
 
-def code_version():
-    """The commit, and whether the code the binaries are built from differs from it."""
+def code_version(bin_dir=None):
+    """The commit the binaries were built from: soak/build.py's COMMIT file for `bin_dir`, else
+    the working tree's HEAD and its uncommitted changes to the code (which a build of
+    target/release may or may not have included)."""
+    if bin_dir and (Path(bin_dir) / "COMMIT").exists():
+        sha, subject = ((Path(bin_dir) / "COMMIT").read_text().splitlines() + [""])[:2]
+        return {"commit": sha, "subject": subject, "uncommitted_code_changes": [],
+                "built_from": f"a clean export of the commit ({bin_dir})"}
+
     def git(*args):
         return subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True,
                               text=True).stdout.strip()
     dirty = git("status", "--porcelain", "--", "shared", "functions", "efs-model", "Cargo.lock")
     return {"commit": git("rev-parse", "HEAD"), "subject": git("log", "-1", "--format=%s"),
-            "uncommitted_code_changes": dirty.splitlines()}
+            "uncommitted_code_changes": dirty.splitlines(),
+            "built_from": "the working tree's target/release"}
 
 
 class Cluster:
     """The backing directory, and nodes each on a client of their own."""
 
-    def __init__(self, work, client_options=(), cgroups=True, timeout=FUNCTION_TIMEOUT_S):
+    def __init__(self, work, client_options=(), cgroups=True, timeout=FUNCTION_TIMEOUT_S,
+                 bin_dir=None):
         self.work = Path(work)
-        self.binaries = pin_binaries(self.work / "bin")
+        self.binaries = pin_binaries(self.work / "bin", bin_dir)
         self.bin = self.work / "bin"
         self.backing = self.work / "backing"
         self.backing.mkdir(parents=True, exist_ok=True)
@@ -365,17 +382,15 @@ def cpu_share_problem():
     return L.cgroups_unavailable()
 
 
-def latfs_problem():
+def latfs_problem(bin_dir=None):
     if not Path("/dev/fuse").exists():
         return "/dev/fuse does not exist"
     if os.geteuid() != 0:
         return "not root (latfs needs root for open_by_handle_at)"
-    if not LATFS.exists():
-        return f"{LATFS} is not built (cargo build --release -p efs-model)"
-    for f in DEPLOYED_MB:
-        if not (FUNCTION_BIN / f).exists():
-            return (f"{FUNCTION_BIN / f} is not built (cargo build --release -p get-messages "
-                    "-p post-message -p delete-messages)")
+    for path in binaries_in(bin_dir):
+        if not path.exists():
+            return (f"{path} is not built (cargo build --release -p efs-model -p get-messages "
+                    "-p post-message -p delete-messages, or python3 -m soak.build)")
     return None
 
 

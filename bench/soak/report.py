@@ -176,7 +176,8 @@ def soak_markdown(s):
     w(f"`{c['command']}`, started {c['started']} (UTC), code `{c['code']['commit'][:10]}` "
       f"({c['code']['subject']})"
       + (f", with uncommitted changes to the code: {', '.join(c['code']['uncommitted_code_changes'])}"
-         if c['code']['uncommitted_code_changes'] else "") + ".\n")
+         if c['code']['uncommitted_code_changes'] else "")
+      + f"; binaries built from {c['code'].get('built_from', '?')}.\n")
     w(f"Verdict: **{'all green' if s['all_green'] else 'NOT GREEN'}**.\n")
     w("## Setup\n")
     w("| what | value |\n|---|---|")
