@@ -8,7 +8,8 @@
 //!   DELETE, none that completed before the DELETE began survives it, and every POST that began
 //!   after it is kept;
 //! * writers killed with SIGKILL mid-write leave no visible partial message;
-//! * read-only, full and permission-denied file systems give the right errors and lose nothing.
+//! * read-only, full and permission-denied file systems give the right errors and lose nothing;
+//! * one message file another POSIX user shut us out of is skipped by a page, not its failure.
 
 use std::{
     collections::HashSet,
@@ -28,12 +29,13 @@ use shared::{
 };
 
 mod common;
-use common::names_under;
+use common::{files_under, names_under};
 
 const ROLE: &str = "PROCESSES_TEST_ROLE";
 const DIR: &str = "PROCESSES_TEST_DIR";
 const COUNT: &str = "PROCESSES_TEST_COUNT";
 const SIZE: &str = "PROCESSES_TEST_SIZE";
+const ID: &str = "PROCESSES_TEST_ID";
 
 fn main() -> ! {
     if let Ok(role) = env::var(ROLE) {
@@ -42,7 +44,7 @@ fn main() -> ! {
         let code = runtime.block_on(run_role(&role, MessageStore::new(dir)));
         std::process::exit(code);
     }
-    let scenarios: [(&str, fn()); 7] = [
+    let scenarios: [(&str, fn()); 8] = [
         (
             "processes_post_list_and_delete_all_concurrently",
             concurrent_processes,
@@ -60,6 +62,10 @@ fn main() -> ! {
             full_file_system,
         ),
         ("permission_denied_is_unavailable", permission_denied),
+        (
+            "an_unreadable_message_file_is_skipped_not_a_failed_page",
+            unreadable_message_file,
+        ),
         (
             "delete_all_killed_at_each_step_leaves_all_or_nothing",
             delete_all_killed_at_each_step,
@@ -141,6 +147,26 @@ async fn run_role(role: &str, store: MessageStore) -> i32 {
                 Err(e) => kind_of(&e),
             };
             println!("list={list} publish={publish}");
+            0
+        }
+        // Lists everything newest first, then reads the message `PROCESSES_TEST_ID`, reporting
+        // `returned=<n> read=<ok|kind>`.
+        "list-and-read" => {
+            let returned = match store.list(Order::Desc, None, 1000).await {
+                Ok(page) => page.messages.len().to_string(),
+                Err(e) => kind_of(&e),
+            };
+            let id = env::var(ID)
+                .ok()
+                .and_then(|id| id.parse::<MessageId>().ok());
+            let read = match id {
+                Some(id) => match store.read(id).await {
+                    Ok(_) => "ok".to_owned(),
+                    Err(e) => kind_of(&e),
+                },
+                None => return 64,
+            };
+            println!("returned={returned} read={read}");
             0
         }
         // Deletes everything (a crash test may make it die at a step).
@@ -773,4 +799,67 @@ fn permission_denied() {
         report.trim(),
         "list=unavailable:PermissionDenied publish=unavailable:PermissionDenied"
     );
+}
+
+/// One message file nobody may read (written by another POSIX user, say) among good ones: a page
+/// skips it and lists the rest, as for any file that is not a message; reading it by id says the
+/// store denies access (503), not that it is missing.
+fn unreadable_message_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = MessageStore::new(dir.path());
+    let rt = runtime();
+    let ids: Vec<MessageId> = (0..5)
+        .map(|i| {
+            rt.block_on(store.publish("text/plain", format!("good {i}").as_bytes()))
+                .unwrap()
+        })
+        .collect();
+    let locked = ids[2];
+    if is_root() {
+        // As if `nobody` (the access point's POSIX user, below) had written them all.
+        for path in walk_dirs(dir.path())
+            .into_iter()
+            .chain(files_under(dir.path()))
+        {
+            std::os::unix::fs::chown(&path, Some(65534), Some(65534)).unwrap();
+        }
+    }
+    std::fs::set_permissions(
+        store.message_path(locked),
+        std::fs::Permissions::from_mode(0o000),
+    )
+    .unwrap();
+    let mut command = Command::new(env::current_exe().unwrap());
+    command
+        .env(ROLE, "list-and-read")
+        .env(DIR, dir.path())
+        .env(ID, locked.to_string())
+        .stdout(Stdio::piped());
+    if is_root() {
+        // Root ignores file modes: list as `nobody`, as the access point's POSIX user would be.
+        command.uid(65534).gid(65534);
+    }
+    let output = command.output().expect("lister runs");
+    assert!(output.status.success(), "{output:?}");
+    let report = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(
+        report.trim(),
+        "returned=4 read=unavailable:PermissionDenied"
+    );
+}
+
+/// Every directory under `root`, `root` included.
+fn walk_dirs(root: &Path) -> Vec<PathBuf> {
+    let mut dirs = vec![root.to_path_buf()];
+    let mut i = 0;
+    while i < dirs.len() {
+        let children: Vec<PathBuf> = std::fs::read_dir(&dirs[i])
+            .unwrap()
+            .map(|entry| entry.unwrap().path())
+            .filter(|path| path.is_dir())
+            .collect();
+        dirs.extend(children);
+        i += 1;
+    }
+    dirs
 }

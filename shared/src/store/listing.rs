@@ -570,6 +570,11 @@ pub(crate) fn is_link(error: &io::Error) -> bool {
     error.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error())
 }
 
+/// A file this instance may not open (its mode, or its owner, shuts this POSIX user out).
+pub(crate) fn is_denied(error: &io::Error) -> bool {
+    error.kind() == io::ErrorKind::PermissionDenied
+}
+
 /// A name that is not there, or not a directory where one is expected: nothing of ours. (Not a
 /// stale handle: that is confirmed by name first, see [`is_absent`].)
 pub(crate) fn is_missing(error: &io::Error) -> bool {

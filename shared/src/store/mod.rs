@@ -73,7 +73,7 @@ use self::{
     handles::MidHandles,
     io::{blocking, concurrently},
     layout::{message_path, Bucket, Level},
-    listing::{is_link, is_missing, is_stale, open_dir, Found, Walk},
+    listing::{is_denied, is_link, is_missing, is_stale, open_dir, Found, Walk},
 };
 pub use self::{
     clock::{MAX_CLOCK_SKEW, PUBLISH_DEADLINE, SETTLE, STAMP_RESOLUTION},
@@ -428,7 +428,9 @@ fn read_opened(
             let e = std::io::Error::from(e);
             return if is_missing(&e) {
                 Ok(Read::Gone)
-            } else if is_link(&e) {
+            } else if is_link(&e) || is_denied(&e) {
+                // Not a message file, or one no instance may read (another POSIX user's): the
+                // page goes on without it. (Denied on a directory is the store's failure: 503.)
                 Ok(Read::Undecodable(id))
             } else {
                 Err(e.into())
