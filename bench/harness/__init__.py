@@ -9,13 +9,16 @@ What it does, in order:
 1. Machine facts (nproc, CPU model, kernel, memory, file system of the work directory) and how
    busy the CPUs are (before the run, and every second during it).
 2. The Lambda model (``bench/lambdasim.py`` for the parts): mounts the latency file system
-   (``latfs``, FUSE); for each stored count (10 to 1,000,000, ``--sizes``) seeds the store
+   (``latfs`` of ``efs-model``, FUSE; by default its NFS client model with the default cache
+   times, ``--latfs-model``; one mount per set of binaries, ``--compare-binaries``, each a
+   client of the same backing directory); for each stored count (10 to 1,000,000, ``--sizes``) seeds the store
    straight into latfs's backing directory, ids on a timeline (and a burst dataset); runs the
    release binaries (``target/release/<function>``) one process per instance through a Runtime
    API server of its own, each in a cgroup with Lambda's CPU share for its memory size (128 and
    1,769 MB; 256, 512 and 1,024 too at the power-tuning count); times pages of 100 (first,
    middle, last, asc and desc), GET by id, POST, DELETE by id, DELETE all and init; CPU time per
-   request, peak RSS, threads. The same pages again on local disk, for their CPU cost.
+   request, peak RSS, threads; the file system's floor for a page at each share (one thread
+   reading the page's files in turn). The same pages again on local disk, for their CPU cost.
 3. The in-process comparison (``--skip-designs`` to leave out): the original pattern in Python,
    the naive per-file design and ours, through one line protocol, on local disk and on latfs,
    with latfs's request counts; probes of how the kernel overlaps requests on latfs.

@@ -32,6 +32,17 @@ def json_body(resp):
         return None
 
 
+def per_call(before, after, calls):
+    """latfs's counters between two snapshots, per call: ({kernel request: n}, {round trip: n})
+    (only the non-zero ones; flush and release included)."""
+    requests = {name: (v[0] - before[name][0]) / calls for name, v in after.items()
+                if isinstance(v, list) and v[0] != before.get(name, [0])[0]}
+    rpc0 = before.get("rpc") or {}
+    trips = {name: (n - rpc0.get(name, 0)) / calls for name, n in (after.get("rpc") or {}).items()
+             if n != rpc0.get(name, 0)}
+    return requests, trips
+
+
 class LambdaContext:
     """What every cell of one set of binaries shares (`label` names the set: ``main``, or a
     build compared with it), and the operations that timed out (skipped at larger counts)."""
@@ -60,8 +71,11 @@ class Cell:
     """One function configuration at one memory size: starts instances, runs operations, keeps
     figures. An instance that times out is killed and replaced, as Lambda does."""
 
-    def __init__(self, ctx, where, messages_dir, mb):
+    def __init__(self, ctx, where, messages_dir, mb, stats=None):
         self.ctx, self.where, self.messages_dir, self.mb = ctx, where, messages_dir, mb
+        # latfs's counters (a callable), read before and after each operation's invocations: the
+        # kernel's requests and the model's round trips to the server per invocation.
+        self.stats = stats
         self.instances = {}
         self.functions = {}
 
@@ -127,6 +141,7 @@ class Cell:
         timeouts = 0
         c0, p0 = inst.cpu_ns(), inst.proc_cpu_ns()
         th0 = inst.group.throttling()[0] if inst.group else 0
+        stats0 = self.read_stats()
         started = time.monotonic()
         for event in events:
             try:
@@ -153,7 +168,19 @@ class Cell:
             out["proc_stat_cpu_ms_per_request"] = (inst.proc_cpu_ns() - p0) / 1e6 / len(lat)
             if inst.group:
                 out["throttled_periods"] = inst.group.throttling()[0] - th0
+            stats1 = self.read_stats()
+            if stats0 and stats1:
+                out["fs_requests_per_request"], out["round_trips_per_request"] = \
+                    per_call(stats0, stats1, len(lat))
         return out
+
+    def read_stats(self):
+        if self.stats is None:
+            return None
+        try:
+            return self.stats()
+        except (OSError, ValueError):
+            return None
 
     def close(self):
         for name in list(self.instances):

@@ -76,11 +76,12 @@ def page_positions(count):
 
 
 def measure_cell(ctx, where, messages_dir, ds, mb, samples, functions=("get", "post", "delete"),
-                 cold=0):
+                 cold=0, stats=None):
     """The non-destructive operations of one dataset at one memory size (and one place): pages
     of 100 (first/middle/last, asc/desc), GET by id, POST, DELETE by id of the messages this
-    POSTed (so the store is as seeded afterwards), init times."""
-    cell = Cell(ctx, where, messages_dir, mb)
+    POSTed (so the store is as seeded afterwards), init times; with `stats` (latfs's counters),
+    the file system requests and round trips per request."""
+    cell = Cell(ctx, where, messages_dir, mb, stats)
     out = {"where": where, "build": ctx.label, "count": ds.count, "dataset": ds.label,
            "memory_mb": mb, "quota_us": L.quota_us(mb) if ctx.cgroups else None, "ops": {}}
     rng = random.Random(ds.count * 7 + mb)
@@ -325,7 +326,8 @@ def run_lambda(args, work, builds, mounts, why_not_latfs):
                 for label in (order if mb in main_mb else [main]):
                     t = time.monotonic()
                     c = measure_cell(ctxs[label], where, views[label], ds, mb, samples,
-                                     cold=samples["cold"])
+                                     cold=samples["cold"],
+                                     stats=mounts[label].stats if latfs is not None else None)
                     out["cells"].append(c)
                     log(f"    {label} {where} {mb:>4} MB: {fmt_cell_log(c)}  ({time.monotonic() - t:.0f} s)")
                 if latfs is not None and mb in main_mb:

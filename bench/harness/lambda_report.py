@@ -263,8 +263,9 @@ def compare_table(lam, other):
     main = lam.get("label", "main")
     where = "latfs" if "latfs_skipped" not in lam else "local"
     lines = [f"| stored | memory | operation | p50 {other} | p50 {main} | change | p99 {other} | "
-             f"p99 {main} | change | CPU per request {other} → {main} | n |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             f"p99 {main} | change | CPU per request {other} → {main} | FUSE requests (round trips) "
+             f"per request {other} → {main} | n |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for count, dataset in datasets_of(lam):
         for mb in lam["memory_main"]:
             for op in COMPARE_OPS:
@@ -279,19 +280,25 @@ def compare_table(lam, other):
                 def cpu(r):
                     v = val(r, "cpu_ms_per_request")
                     return "–" if v is None else f"{fmt(v)}"
+
+                def reqs(r):
+                    if not r or "fs_requests_per_request" not in r:
+                        return "–"
+                    return (f"{sum(r['fs_requests_per_request'].values()):.0f} "
+                            f"({sum(r['round_trips_per_request'].values()):.0f})")
                 lines.append(
                     f"| {count_label(count, dataset)} | {mb} MB | {OP_LABELS[op]} | {op_text(a)} | "
                     f"{op_text(b)} | {change_text(val(a, 'p50'), val(b, 'p50'))} | "
                     f"{op_text(a, 'p99')} | {op_text(b, 'p99')} | "
                     f"{change_text(val(a, 'p99'), val(b, 'p99'))} | {cpu(a)} → {cpu(b)} ms | "
-                    f"{(a or {}).get('n', '–')}, {(b or {}).get('n', '–')} |")
+                    f"{reqs(a)} → {reqs(b)} | {(a or {}).get('n', '–')}, {(b or {}).get('n', '–')} |")
             fa, fb = floor_of(lam, count, dataset, mb, other), floor_of(lam, count, dataset, mb, main)
             if fa or fb:
                 def ft(f):
                     return f"{fmt(f['p50'])} ms (CPU {fmt(f['cpu_ms_p50'])} ms)" if f else "–"
                 lines.append(f"| {count_label(count, dataset)} | {mb} MB | floor: 100 files opened, "
                              f"read, closed in turn | {ft(fa)} | {ft(fb)} | "
-                             f"{change_text(fa and fa['p50'], fb and fb['p50'])} | | | | | |")
+                             f"{change_text(fa and fa['p50'], fb and fb['p50'])} | | | | | | |")
     return "\n".join(lines)
 
 
