@@ -182,12 +182,18 @@ def main(argv=None):
         findings, acked, must_gone, maybe_gone = ledger_mod.evaluate(ledger)
         audit.update(audit_consistency(ledger, acked, must_gone, maybe_gone))
         audit["backing"] = inspect_backing(cluster.backing, audit.get("final_listed", set()))
+        evidence = gather_evidence(findings, ledger, cluster, stats_at_end)
         summary = report.summarize(
             config=config, ledger=ledger, findings=findings, acked=acked, nodes=cluster.nodes,
             started=started, faults_off=faults_off, ended=ended, audit=audit,
             stats_at_faults_off=stats_at_faults_off, stats_at_end=stats_at_end,
             load_samples=load_samples, workload_errors=workload.errors,
             function_logs=function_log_summary(cluster.nodes))
+        summary["evidence"] = evidence
+        if not summary["all_green"] and args.work is None:
+            args.keep = True
+            log(f"a check failed: the scratch directory stays for the evidence: {work}")
+        summary["scratch"] = str(work) if args.keep else None
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / f"{args.name}.json").write_text(json.dumps(summary, indent=1, default=str))
         (args.out / f"{args.name}.md").write_text(report.soak_markdown(summary))
@@ -374,3 +380,41 @@ def function_log_summary(nodes):
                 counts[(node.function, doc["level"], text)] += 1
     return [{"function": f, "level": lv, "message": t, "count": n}
             for (f, lv, t), n in counts.most_common()]
+
+
+def gather_evidence(findings, ledger, cluster, stats_at_end, per_check=3):
+    """For the first few messages of each failing check: the sequence of answers about it, the
+    log lines of the requests involved, the clients' fault counters, whether its file is still on
+    the server's side."""
+    nodes = {n.name: n for n in cluster.nodes}
+    out = {}
+    for check, items in findings.items.items():
+        seen = []
+        for _, detail in items:
+            key = detail.get("token") or detail.get("id")
+            if not key or key in [k for k, _ in seen]:
+                continue
+            seen.append((key, detail))
+            if len(seen) >= per_check:
+                break
+        entries = []
+        for key, detail in seen:
+            mid, token = detail.get("id"), detail.get("token")
+            entry = {"id": mid, "token": token,
+                     "history": ledger_mod.history(ledger, mid=None if token else mid,
+                                                   token=token)}
+            logs = {}
+            for node_key, rid_key in (("node", "request_id"), ("post_node", "post_request_id")):
+                node, rid = nodes.get(detail.get(node_key)), detail.get(rid_key)
+                if node and rid:
+                    logs[f"{node.name} {rid}"] = [line for line in node.log_lines(rid)
+                                                  if not (isinstance(line, dict)
+                                                          and "_aws" in line)]
+            entry["function_logs"] = logs
+            involved = {detail.get("node"), detail.get("post_node")} - {None}
+            entry["client_faults"] = {n: stats_at_end.get(n, {}).get("faults") for n in involved}
+            if mid:
+                entry["file_on_server_now"] = any(cluster.backing.rglob(mid))
+            entries.append(entry)
+        out[check] = entries
+    return out

@@ -116,10 +116,14 @@ class Answer:
     answered (wall clock, ns: `t0` just before the event was handed to the Runtime API, `t1` just
     after the response arrived, so [t0, t1] contains the function's work)."""
 
-    __slots__ = ("status", "headers", "body", "raw", "t0", "t1", "ms", "error", "node")
+    __slots__ = ("status", "headers", "body", "raw", "t0", "t1", "ms", "error", "node",
+                 "request_id")
 
-    def __init__(self, node, t0, t1, raw=None, ms=None, error=None):
+    def __init__(self, node, t0, t1, raw=None, ms=None, error=None, request_id=None):
         self.node, self.t0, self.t1, self.raw, self.ms, self.error = node, t0, t1, raw, ms, error
+        # "<generation>/bench-NNNNNN": the instance's log file (<node>-<generation>.log) and the
+        # Runtime API's request id, which the function's log lines carry as span.requestId.
+        self.request_id = request_id
         self.status = raw.get("statusCode") if isinstance(raw, dict) else None
         self.headers = (raw or {}).get("headers") or {}
         body = (raw or {}).get("body") or ""
@@ -232,6 +236,22 @@ class Node:
     def logs(self):
         return sorted(self.client.home.glob(f"{self.name}-*.log"))
 
+    def log_lines(self, request_id):
+        """The function's log lines (JSON, parsed) of one invocation (Answer.request_id)."""
+        generation, _, rid = (request_id or "").partition("/")
+        path = self.client.home / f"{self.name}-{generation}.log"
+        out = []
+        try:
+            for line in path.read_text(errors="replace").splitlines():
+                if rid in line:
+                    try:
+                        out.append(json.loads(line))
+                    except ValueError:
+                        out.append(line)
+        except OSError:
+            pass
+        return out
+
     def restart(self, why):
         self.restarts.append((now_ns(), why))
         self._close_instance()
@@ -260,9 +280,11 @@ class Node:
         an Answer with no status and an error)."""
         with self.lock:
             t0 = now_ns()
+            request_id = f"{self.generation}/bench-{self.instance.runtime.n + 1:06d}"
             try:
                 latency, raw = self.instance.invoke(event, self.timeout)
-                return Answer(self.name, t0, now_ns(), raw=raw, ms=latency / 1e6)
+                return Answer(self.name, t0, now_ns(), raw=raw, ms=latency / 1e6,
+                              request_id=request_id)
             except L.InvocationTimeout as e:
                 t1 = now_ns()
                 self.restart(f"timeout: {e}")

@@ -150,7 +150,7 @@ class Ledger:
             self.posts.append(Rec(token=body.token, node=answer.node, t0=answer.t0, t1=answer.t1,
                                   status=answer.status, code=answer.error_code(), id=message_id,
                                   size=len(body.data), kind=body.kind, problems=problems,
-                                  ms=answer.ms))
+                                  ms=answer.ms, request_id=answer.request_id))
         return message_id
 
     def read_done(self, message_id, answer, intent):
@@ -163,7 +163,7 @@ class Ledger:
             self._count("get-unknown" if intent == "unknown" else "get", answer)
             self.reads.append(Rec(id=message_id, node=answer.node, t0=answer.t0, t1=answer.t1,
                                   status=answer.status, token=token, problem=problem,
-                                  intent=intent, ms=answer.ms))
+                                  intent=intent, ms=answer.ms, request_id=answer.request_id))
 
     def page_done(self, stream, seq, order, after, limit, answer):
         """Records a page; returns (ids, next) when it answered 200, else None."""
@@ -197,20 +197,22 @@ class Ledger:
             self.pages.append(Rec(stream=stream, seq=seq, node=answer.node, order=order,
                                   after=after, limit=limit, t0=answer.t0, t1=answer.t1,
                                   status=answer.status, ids=ids, tokens=tokens, next=next_id,
-                                  problems=problems, ms=answer.ms))
+                                  problems=problems, ms=answer.ms, request_id=answer.request_id))
         return (ids, next_id) if ok else None
 
     def delete_done(self, message_id, answer, intent):
         with self.lock:
             self._count("delete-unknown" if intent == "unknown" else "delete", answer)
             self.deletes.append(Rec(id=message_id, node=answer.node, t0=answer.t0, t1=answer.t1,
-                                    status=answer.status, intent=intent, ms=answer.ms))
+                                    status=answer.status, intent=intent, ms=answer.ms,
+                                    request_id=answer.request_id))
 
     def delete_all_done(self, answer):
         with self.lock:
             self._count("delete-all", answer)
             self.delete_alls.append(Rec(node=answer.node, t0=answer.t0, t1=answer.t1,
-                                        status=answer.status, ms=answer.ms))
+                                        status=answer.status, ms=answer.ms,
+                                        request_id=answer.request_id))
 
     def invalid_done(self, request, answer):
         with self.lock:
@@ -324,7 +326,8 @@ def evaluate(ledger):
     # Reads by id.
     for r in reads:
         if r.status == 200 and r.problem:
-            f.add("torn", r.t0, where=f"GET by id on {r.node}", id=r.id, problem=r.problem)
+            f.add("torn", r.t0, where=f"GET by id on {r.node}", id=r.id, problem=r.problem,
+                  node=r.node, request_id=r.request_id)
         if r.id not in acked:
             if r.status == 200 and r.intent == "unknown":
                 f.add("deleted yet served", r.t0, id=r.id, node=r.node,
@@ -337,12 +340,12 @@ def evaluate(ledger):
                       problem=f"carries token {r.token}, posted {p.token}")
             if r.t0 > must_gone[r.id]:
                 f.add("deleted yet served", r.t0, id=r.id, node=r.node, how="GET by id 200",
-                      after_gone_s=(r.t0 - must_gone[r.id]) / NS)
+                      after_gone_s=(r.t0 - must_gone[r.id]) / NS, request_id=r.request_id)
             seen_present[r.id].append((r.t0, f"GET by id on {r.node}"))
         elif r.status == 404:
             if r.t0 >= p.t1 and not may_be_gone_by(r.id, r.t1):
                 f.add("lost", r.t0, id=r.id, node=r.node, how="GET by id 404",
-                      after_201_s=(r.t0 - p.t1) / NS)
+                      after_201_s=(r.t0 - p.t1) / NS, request_id=r.request_id)
             absent(r.id, r.t0, r.t1)
 
     # DELETEs by id.
@@ -355,10 +358,11 @@ def evaluate(ledger):
         p = acked[d.id]
         if d.status == 204 and d.t0 > must_gone[d.id]:
             f.add("deleted yet served", d.t0, id=d.id, node=d.node,
-                  how="DELETE by id found it (204)", after_gone_s=(d.t0 - must_gone[d.id]) / NS)
+                  how="DELETE by id found it (204)", after_gone_s=(d.t0 - must_gone[d.id]) / NS,
+                  request_id=d.request_id)
         if d.status == 404 and d.t0 >= p.t1 and not may_be_gone_by(d.id, d.t1, excluding=d):
             f.add("lost", d.t0, id=d.id, node=d.node, how="DELETE by id 404",
-                  after_201_s=(d.t0 - p.t1) / NS)
+                  after_201_s=(d.t0 - p.t1) / NS, request_id=d.request_id)
         if d.status == 404:
             absent(d.id, d.t0, d.t1)
         if d.status == 204:
@@ -371,7 +375,7 @@ def evaluate(ledger):
         if pg.status != 200:
             continue
         streams[pg.stream].append(pg)
-        where = f"{pg.order} page on {pg.node} ({pg.stream} #{pg.seq})"
+        where = f"{pg.order} page on {pg.node} ({pg.stream} #{pg.seq}, {pg.request_id})"
         for mid, problem in pg.problems:
             f.add("torn", pg.t0, where=where, id=mid, problem=problem)
         # Order within the page, and against its cursor.
@@ -402,7 +406,7 @@ def evaluate(ledger):
                 if pg.t0 > p.t1:
                     f.add("refused yet stored", pg.t0, where=where, id=mid, token=token,
                           post_status=p.status, post_node=p.node,
-                          listed_after_s=(pg.t0 - p.t1) / NS)
+                          post_request_id=p.request_id, listed_after_s=(pg.t0 - p.t1) / NS)
                 else:
                     refused_in_flight += 1
                 continue
@@ -474,3 +478,39 @@ def evaluate(ledger):
     f.counted["reads checked"] = sum(1 for r in reads if r.status in (200, 404))
     f.counted["streams"] = len(streams)
     return f, acked, must_gone, maybe_gone
+
+
+def history(ledger, mid=None, token=None, limit=60):
+    """Every recorded request about one message (by id, or by its token for a POST that got no
+    id), in time order, with times relative to its POST's answer: "the sequence of answers"."""
+    post = next((p for p in ledger.posts if (token and p.token == token) or (mid and p.id == mid)),
+                None)
+    if post and not mid:
+        mid = post.id
+    origin = post.t1 if post else 0
+    events = []
+    if post:
+        events.append((post.t0, f"POST on {post.node} ({post.request_id}): {post.status} "
+                                f"{post.code or ''} id {post.id}, asked at "
+                                f"{(post.t0 - origin) / NS:+.3f} s"))
+    for r in ledger.reads:
+        if r.id == mid:
+            events.append((r.t0, f"GET by id on {r.node} ({r.request_id}): {r.status}"))
+    for d in ledger.deletes:
+        if d.id == mid:
+            events.append((d.t0, f"DELETE by id on {d.node} ({d.request_id}): {d.status}"))
+    for pg in ledger.pages:
+        if pg.status == 200 and (mid in pg.ids or (token and token in pg.tokens)):
+            listed = mid if mid in pg.ids else pg.ids[pg.tokens.index(token)]
+            events.append((pg.t0, f"listed as {listed} by a {pg.order} page on {pg.node} "
+                                  f"({pg.stream} #{pg.seq}, {pg.request_id})"))
+    if post:
+        for a in ledger.delete_alls:
+            if a.t1 >= post.t0:
+                events.append((a.t0, f"DELETE all on {a.node} ({a.request_id}): {a.status}, "
+                                     f"answered at {(a.t1 - origin) / NS:+.3f} s"))
+    events.sort(key=lambda e: e[0])
+    out = [f"{(t - origin) / NS:+9.3f} s  {text}" for t, text in events]
+    if len(out) > limit:
+        out = out[:limit // 2] + [f"... {len(out) - limit} more ..."] + out[-limit // 2:]
+    return out
