@@ -430,20 +430,25 @@ def machine_load():
             "cpu_busy_1s": round(busy, 3), "cpus": os.cpu_count()}
 
 
+OTHER_BENCHMARKS = {"run.sh", "quiet-run.sh", "harness.py", "history.py", "bigpage.py",
+                    "reclaim.py", "soak.py", "visibility.py"}
+
+
 def other_benchmarks():
-    """Processes of the main benchmark (bench/run.sh, harness.py) or of cargo builds running now,
-    as `pgrep -fa` lists them (pid and command line)."""
-    out = subprocess.run(["pgrep", "-fa", "harness|run.sh|cargo"], capture_output=True,
-                         text=True).stdout
+    """Processes of other benchmarks (bench/run.sh, harness.py, history.py, bigpage.py,
+    reclaim.py, another soak or visibility run, a *run.sh wrapper) or of cargo builds running now,
+    as `pgrep -fa` lists them (pid and command line); this process is left out."""
+    out = subprocess.run(["pgrep", "-fa", "run.sh|harness|history|bigpage|reclaim|soak|"
+                          "visibility|cargo|rustc"], capture_output=True, text=True).stdout
     found = []
     for line in out.splitlines():
         pid, _, command = line.partition(" ")
         words = command.split()
-        if not words or pid == str(os.getpid()):
+        if not words or pid in (str(os.getpid()), str(os.getppid())):
             continue
-        program = Path(words[0]).name
-        script = Path(words[1]).name if len(words) > 1 else ""
-        if program in ("cargo", "rustc", "run.sh") or script in ("run.sh", "harness.py") \
-                or program.startswith("python") and "harness" in script:
+        names = [Path(w).name for w in words[:3]]
+        if names[0] in ("cargo", "rustc") or names[0].endswith("run.sh") \
+                or any(n in OTHER_BENCHMARKS or n.endswith("run.sh") for n in names[1:]) \
+                and (names[0].startswith("python") or names[0] in ("bash", "sh")):
             found.append(line[:200])
     return found
