@@ -54,7 +54,10 @@ export class BaseStack extends Stack {
 
   constructor(scope: Construct, id: string, props: BaseStackProps) {
     super(scope, id, props);
-    this.storage = new MessageStorage(this, 'Storage', { removalPolicy: props.removalPolicy });
+    this.storage = new MessageStorage(this, 'Storage', {
+      removalPolicy: props.removalPolicy,
+      logRetention: props.logRetention,
+    });
     this.api = new MessagesApi(this, 'Api', {
       apiName: props.apiName ?? `${this.stackName.replace(/-base$/, '')}-api`,
       throttleRateLimit: props.throttleRateLimit,

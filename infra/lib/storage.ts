@@ -1,8 +1,12 @@
-import { RemovalPolicy, Validations } from 'aws-cdk-lib';
+import { createHash } from 'node:crypto';
+import { CfnResource, IResolveContext, Lazy, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as efs from 'aws-cdk-lib/aws-efs';
 import * as iam from 'aws-cdk-lib/aws-iam';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import * as cr from 'aws-cdk-lib/custom-resources';
 import { Construct } from 'constructs';
+import { SdkCallProvider } from './sdk-call';
 
 /** Where every function mounts the access point (the contract's `MESSAGES_DIR`). */
 export const MOUNT_PATH = '/mnt/msg';
@@ -22,6 +26,10 @@ export const ClientAction = {
   WRITE: 'elasticfilesystem:ClientWrite',
   ROOT_ACCESS: 'elasticfilesystem:ClientRootAccess',
 } as const;
+/** Every client action: what the file-system policy's Deny statements cover. */
+const CLIENT_ACTIONS = [ClientAction.MOUNT, ClientAction.WRITE, ClientAction.ROOT_ACCESS];
+/** The IAM condition key EFS sets to the ARN of the access point a client mounts through. */
+export const ACCESS_POINT_ARN_KEY = 'elasticfilesystem:AccessPointArn';
 
 export interface MessageStorageProps {
   /**
@@ -29,6 +37,8 @@ export interface MessageStorageProps {
    * @default RemovalPolicy.DESTROY (a demo: `cdk destroy` leaves nothing billable behind)
    */
   readonly removalPolicy?: RemovalPolicy;
+  /** Retention of the deploy-time SDK calls' log group (see AccessPointOnlyPolicy). @default ONE_WEEK */
+  readonly logRetention?: logs.RetentionDays;
 }
 
 /**
@@ -42,6 +52,8 @@ export class MessageStorage extends Construct {
   readonly fileSystemSecurityGroup: ec2.SecurityGroup;
   readonly fileSystem: efs.FileSystem;
   readonly accessPoint: efs.AccessPoint;
+  /** Installs the policy that admits this access point only (see AccessPointOnlyPolicy). */
+  readonly accessPointOnlyPolicy: AccessPointOnlyPolicy;
   /** The subnets of both the functions' network interfaces and the mount targets. */
   readonly subnets: ec2.SubnetSelection = { subnetType: ec2.SubnetType.PRIVATE_ISOLATED };
 
@@ -101,7 +113,8 @@ export class MessageStorage extends Construct {
       // Messages are demo data: no AWS Backup plan (it would bill per GB-month of backups).
       enableAutomaticBackups: false,
       removalPolicy,
-      fileSystemPolicy: fileSystemPolicy(),
+      // The template's policy: see AccessPointOnlyPolicy for the one EFS enforces once deployed.
+      fileSystemPolicy: new iam.PolicyDocument({ statements: templateFileSystemStatements() }),
       // CDK's own "deny anonymous access" default works by ALLOWING ClientWrite and
       // ClientRootAccess to every IAM principal. The policy above replaces it: because a policy
       // exists, EFS requires IAM authorization and anonymous (non-IAM) clients get nothing, and
@@ -120,31 +133,129 @@ export class MessageStorage extends Construct {
     // The access point (which every function stack references) is only created once both mount
     // targets are available, so no function can be created, and invoked, before it can mount.
     this.accessPoint.node.addDependency(this.fileSystem.mountTargetsAvailable);
+
+    this.accessPointOnlyPolicy = new AccessPointOnlyPolicy(this, 'AccessPointOnlyPolicy', {
+      fileSystem: this.fileSystem,
+      accessPoint: this.accessPoint,
+      provider: SdkCallProvider.of(this, { logRetention: props.logRetention, removalPolicy }),
+    });
   }
 }
 
 /**
- * The file system's resource policy. Only Deny statements: callers get their rights from their
- * own IAM roles (the functions' roles are scoped to the access point), while its mere presence
- * makes EFS require IAM authorization, so anonymous NFS clients are refused.
+ * The statements of the policy in the template (the `AWS::EFS::FileSystem`'s own
+ * `FileSystemPolicy`). Only Deny statements: callers get their rights from their own IAM roles
+ * (the functions' roles are scoped to the access point), while the mere presence of a policy makes
+ * EFS require IAM authorization, so anonymous NFS clients are refused. Nobody may mount, write or
+ * act as root without TLS, nobody may act as root, and nobody may mount without an access point.
  */
-function fileSystemPolicy(): iam.PolicyDocument {
+export function templateFileSystemStatements(): iam.PolicyStatement[] {
   const everyone = [new iam.AnyPrincipal()];
-  return new iam.PolicyDocument({
-    statements: [
-      new iam.PolicyStatement({
-        sid: 'DenyInsecureTransport',
-        effect: iam.Effect.DENY,
-        principals: everyone,
-        actions: [ClientAction.MOUNT, ClientAction.WRITE, ClientAction.ROOT_ACCESS],
-        conditions: { Bool: { 'aws:SecureTransport': 'false' } },
-      }),
-      new iam.PolicyStatement({
-        sid: 'DenyRootAccess',
-        effect: iam.Effect.DENY,
-        principals: everyone,
-        actions: [ClientAction.ROOT_ACCESS],
-      }),
-    ],
-  });
+  return [
+    new iam.PolicyStatement({
+      sid: 'DenyInsecureTransport',
+      effect: iam.Effect.DENY,
+      principals: everyone,
+      actions: CLIENT_ACTIONS,
+      conditions: { Bool: { 'aws:SecureTransport': 'false' } },
+    }),
+    new iam.PolicyStatement({
+      sid: 'DenyRootAccess',
+      effect: iam.Effect.DENY,
+      principals: everyone,
+      actions: [ClientAction.ROOT_ACCESS],
+    }),
+    new iam.PolicyStatement({
+      sid: 'DenyWithoutAccessPoint',
+      effect: iam.Effect.DENY,
+      principals: everyone,
+      actions: CLIENT_ACTIONS,
+      // The key is absent when a client mounts the file system's root directly.
+      conditions: { Null: { [ACCESS_POINT_ARN_KEY]: 'true' } },
+    }),
+  ];
+}
+
+/**
+ * The statements EFS enforces once the access point exists: the template's, and a Deny of every
+ * client action through any access point but `accessPoint`. (`StringNotEquals` is also true when
+ * the key is absent, so it repeats the template's `DenyWithoutAccessPoint`.)
+ */
+export function enforcedFileSystemStatements(accessPoint: efs.IAccessPoint): iam.PolicyStatement[] {
+  return [
+    ...templateFileSystemStatements(),
+    new iam.PolicyStatement({
+      sid: 'DenyOtherAccessPoints',
+      effect: iam.Effect.DENY,
+      principals: [new iam.AnyPrincipal()],
+      actions: CLIENT_ACTIONS,
+      conditions: { StringNotEquals: { [ACCESS_POINT_ARN_KEY]: accessPoint.accessPointArn } },
+    }),
+  ];
+}
+
+export interface AccessPointOnlyPolicyProps {
+  readonly fileSystem: efs.FileSystem;
+  readonly accessPoint: efs.AccessPoint;
+  readonly provider: SdkCallProvider;
+}
+
+/**
+ * Makes the access point the only way in: installs, with `efs:PutFileSystemPolicy`, the policy of
+ * `enforcedFileSystemStatements`, which names this access point.
+ *
+ * Why not in the template: the policy is a property of the `AWS::EFS::FileSystem`, and the access
+ * point (`AWS::EFS::AccessPoint`) needs the file system's id, so a policy naming the access point's
+ * ARN would be a dependency cycle. Instead:
+ *  1. the file system is created with the template's policy, which already denies TLS-less and
+ *     root access and any mount WITHOUT an access point (`templateFileSystemStatements`);
+ *  2. once the access point exists, this custom resource (which references both, so CloudFormation
+ *     runs it after them) replaces that policy with the same statements plus a Deny of every other
+ *     access point. The function stacks deploy after the base stack, so no function mounts before.
+ *
+ * It runs again whenever the enforced policy changes (it is a property of the resource) and
+ * whenever the file system's resource changes in the template (a digest of it is a property too),
+ * because CloudFormation may put the template's policy back when it updates the file system. On
+ * deletion it restores the template's policy, so a retained file system (`removalPolicy=retain`)
+ * is not left naming a deleted access point. The provider may call PutFileSystemPolicy on this
+ * file system and nothing else.
+ */
+export class AccessPointOnlyPolicy extends Construct {
+  readonly resource: cr.AwsCustomResource;
+  /** The policy EFS enforces after deployment (also in the resource's properties). */
+  readonly document: iam.PolicyDocument;
+
+  constructor(scope: Construct, id: string, props: AccessPointOnlyPolicyProps) {
+    super(scope, id);
+    const stack = Stack.of(this);
+    const { fileSystem } = props;
+    this.document = new iam.PolicyDocument({ statements: enforcedFileSystemStatements(props.accessPoint) });
+    const templateDocument = new iam.PolicyDocument({ statements: templateFileSystemStatements() });
+    const put = (document: iam.PolicyDocument): cr.AwsSdkCall => ({
+      service: 'EFS',
+      action: 'putFileSystemPolicy',
+      parameters: { FileSystemId: fileSystem.fileSystemId, Policy: stack.toJsonString(document) },
+      physicalResourceId: cr.PhysicalResourceId.of(fileSystem.fileSystemId),
+    });
+    this.resource = props.provider.call(this, 'Resource', {
+      resourceType: 'Custom::EfsAccessPointOnlyPolicy',
+      onCreate: put(this.document),
+      onDelete: { ...put(templateDocument), ignoreErrorCodesMatching: 'FileSystemNotFound' },
+      statements: [
+        new iam.PolicyStatement({
+          actions: ['elasticfilesystem:PutFileSystemPolicy'],
+          resources: [fileSystem.fileSystemArn],
+        }),
+      ],
+    });
+    // The file system's resource as the template renders it (properties, tags, policies): any
+    // change to it changes this property, and so re-runs the call after the file system's update.
+    const cfnFileSystem = fileSystem.node.defaultChild as efs.CfnFileSystem;
+    const digest = Lazy.uncachedString({
+      produce: (context: IResolveContext) =>
+        createHash('sha256').update(JSON.stringify(context.resolve(cfnFileSystem._toCloudFormation()))).digest('hex'),
+    });
+    const cfnResource = this.resource.node.findChild('Resource').node.defaultChild as CfnResource;
+    cfnResource.addPropertyOverride('FileSystemResourceDigest', digest);
+  }
 }

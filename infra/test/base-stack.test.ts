@@ -1,5 +1,40 @@
 import { Match, Template } from 'aws-cdk-lib/assertions';
-import { asList, BASE_STACK, resourcesOfType, synth } from './helpers';
+import {
+  ACCESS_CONTEXT,
+  allStatements,
+  asList,
+  BASE_STACK,
+  FUNCTION_NAMES,
+  functionStackName,
+  renderIntrinsics,
+  resourcesOfType,
+  expectSdkCallProvider,
+  SDK_CALL_PROVIDER_ID,
+  sdkCall,
+  synth,
+} from './helpers';
+
+const CLIENT_ACTIONS = ['elasticfilesystem:ClientMount', 'elasticfilesystem:ClientRootAccess', 'elasticfilesystem:ClientWrite'];
+const actionsOf = (s: any): string[] => asList<string>(s.Action).sort();
+
+/**
+ * The template's own file-system policy: Deny only (a policy exists, so EFS requires IAM
+ * authorization), for everyone: without TLS, as root, and without an access point.
+ */
+function expectTemplatePolicy(statements: any[]): void {
+  expect(statements.map((s) => s.Sid)).toEqual(['DenyInsecureTransport', 'DenyRootAccess', 'DenyWithoutAccessPoint']);
+  for (const statement of statements) {
+    expect(statement).toMatchObject({ Effect: 'Deny', Principal: { AWS: '*' } });
+    expect(statement.Resource).toBeUndefined(); // the file system itself
+  }
+  const [insecure, root, withoutAccessPoint] = statements;
+  expect(actionsOf(insecure)).toEqual(CLIENT_ACTIONS);
+  expect(insecure.Condition).toEqual({ Bool: { 'aws:SecureTransport': 'false' } });
+  expect(actionsOf(root)).toEqual(['elasticfilesystem:ClientRootAccess']);
+  expect(root.Condition).toBeUndefined();
+  expect(actionsOf(withoutAccessPoint)).toEqual(CLIENT_ACTIONS);
+  expect(withoutAccessPoint.Condition).toEqual({ Null: { 'elasticfilesystem:AccessPointArn': 'true' } });
+}
 
 describe('base stack: network, file system, HTTP API', () => {
   const { templates } = synth();
@@ -89,24 +124,9 @@ describe('base stack: network, file system, HTTP API', () => {
       expect(mountTargets.map(([, m]) => m.Properties.SubnetId.Ref).sort()).toEqual(subnets.sort());
     });
 
-    test('the file-system policy denies non-TLS access and root access, and allows nothing', () => {
+    test('the template\'s file-system policy denies non-TLS, root and mounts without an access point, and allows nothing', () => {
       const [[, fs]] = resourcesOfType(json, 'AWS::EFS::FileSystem');
-      const statements = fs.Properties.FileSystemPolicy.Statement;
-      expect(statements.length).toBeGreaterThan(0); // a policy exists: IAM authorization is required
-      for (const statement of statements) {
-        expect(statement.Effect).toBe('Deny');
-      }
-      const actions = (s: any) => asList<string>(s.Action);
-      const insecure = statements.find((s: any) => s.Condition?.Bool?.['aws:SecureTransport'] === 'false');
-      expect(insecure).toBeDefined();
-      expect(insecure.Principal).toEqual({ AWS: '*' });
-      expect(actions(insecure).sort()).toEqual([
-        'elasticfilesystem:ClientMount',
-        'elasticfilesystem:ClientRootAccess',
-        'elasticfilesystem:ClientWrite',
-      ]);
-      const root = statements.find((s: any) => s.Condition === undefined && actions(s).includes('elasticfilesystem:ClientRootAccess'));
-      expect(root).toMatchObject({ Effect: 'Deny', Principal: { AWS: '*' } });
+      expectTemplatePolicy(fs.Properties.FileSystemPolicy.Statement);
     });
 
     test('one access point: /export/lambda, uid/gid 1001, created 1001:1001 mode 750', () => {
@@ -142,7 +162,7 @@ describe('base stack: network, file system, HTTP API', () => {
 
     test('one $default stage: auto-deployed, throttled, access-logged to a log group with retention', () => {
       template.resourceCountIs('AWS::ApiGatewayV2::Stage', 1);
-      const [[logGroupId, logGroup]] = resourcesOfType(json, 'AWS::Logs::LogGroup');
+      const [[logGroupId, logGroup]] = resourcesOfType(json, 'AWS::Logs::LogGroup').filter(([id]) => id.startsWith('ApiAccessLogs'));
       expect(logGroup.Properties.RetentionInDays).toBe(7);
       const [[, stage]] = resourcesOfType(json, 'AWS::ApiGatewayV2::Stage');
       expect(stage.Properties).toMatchObject({
@@ -163,6 +183,105 @@ describe('base stack: network, file system, HTTP API', () => {
         },
       });
     });
+  });
+});
+
+describe.each(Object.keys(ACCESS_CONTEXT) as Array<keyof typeof ACCESS_CONTEXT>)(
+  'access=%s: the access point is the only way into the file system',
+  (mode) => {
+    const { templates } = synth({ context: ACCESS_CONTEXT[mode] });
+    const json = templates[BASE_STACK];
+    const [[fileSystemId, fileSystem]] = resourcesOfType(json, 'AWS::EFS::FileSystem');
+    const [[accessPointId]] = resourcesOfType(json, 'AWS::EFS::AccessPoint');
+    const installers = resourcesOfType(json, 'Custom::EfsAccessPointOnlyPolicy');
+    const accessPointArn = `arn:\${AWS::Partition}:elasticfilesystem:\${AWS::Region}:\${AWS::AccountId}:access-point/\${${accessPointId}}`;
+
+    test('one custom resource puts the enforced policy on this file system, on create and on every update', () => {
+      expect(installers).toHaveLength(1);
+      const [[, installer]] = installers;
+      for (const which of ['Create', 'Update'] as const) {
+        const call = sdkCall(installer, which);
+        expect(call).toMatchObject({
+          service: 'EFS',
+          action: 'putFileSystemPolicy',
+          parameters: { FileSystemId: `\${${fileSystemId}}` },
+          physicalResourceId: { id: `\${${fileSystemId}}` },
+        });
+        const policy = JSON.parse(call.parameters.Policy);
+        expect(Object.keys(call.parameters).sort()).toEqual(['FileSystemId', 'Policy']); // no lockout bypass
+        // The template's statements, then a Deny of every client action through any other access point.
+        expectTemplatePolicy(policy.Statement.slice(0, 3));
+        expect(policy.Statement).toHaveLength(4);
+        expect(policy.Statement[3]).toEqual({
+          Sid: 'DenyOtherAccessPoints',
+          Effect: 'Deny',
+          Principal: { AWS: '*' },
+          Action: CLIENT_ACTIONS,
+          Condition: { StringNotEquals: { 'elasticfilesystem:AccessPointArn': accessPointArn } },
+        });
+        expect(policy.Statement.every((st: any) => st.Effect === 'Deny')).toBe(true);
+      }
+    });
+
+    test('the access point it admits is the one every function mounts and is granted', () => {
+      for (const binary of FUNCTION_NAMES) {
+        const fnJson = templates[functionStackName(binary)];
+        const [[, fn]] = resourcesOfType(fnJson, 'AWS::Lambda::Function');
+        const mounted = renderIntrinsics(fn.Properties.FileSystemConfigs[0].Arn);
+        const grant = allStatements(fnJson).find((st) => asList<string>(st.Action).includes('elasticfilesystem:ClientMount'));
+        expect(renderIntrinsics(grant.Condition.StringEquals['elasticfilesystem:AccessPointArn'])).toBe(mounted);
+        // The base stack's output of that access point's id, in the same ARN.
+        const output = Object.entries(json.Outputs).find(([name]) => mounted.includes(`\${Output:${name}}`));
+        expect(output).toBeDefined();
+        expect((output![1] as any).Value).toEqual({ Ref: accessPointId });
+        expect(mounted.replace(`\${Output:${output![0]}}`, `\${${accessPointId}}`)).toBe(accessPointArn);
+      }
+    });
+
+    test('it runs after the file system and the access point, and puts the template\'s policy back when deleted', () => {
+      const [[, installer]] = installers;
+      const create = renderIntrinsics(installer.Properties.Create);
+      expect(create).toContain(`\${${fileSystemId}}`);
+      expect(create).toContain(`\${${accessPointId}}`);
+      const remove = sdkCall(installer, 'Delete');
+      expect(remove).toMatchObject({
+        service: 'EFS',
+        action: 'putFileSystemPolicy',
+        parameters: { FileSystemId: `\${${fileSystemId}}` },
+        ignoreErrorCodesMatching: 'FileSystemNotFound',
+      });
+      expect(JSON.parse(remove.parameters.Policy)).toEqual(fileSystem.Properties.FileSystemPolicy);
+    });
+
+    test('its provider may put this file system\'s policy and write its own logs, nothing else', () => {
+      const [[, installer]] = installers;
+      expect(installer.Properties.ServiceToken).toEqual({ 'Fn::GetAtt': [SDK_CALL_PROVIDER_ID, 'Arn'] });
+      const [[policyId, policy]] = resourcesOfType(json, 'AWS::IAM::Policy').filter(([id]) => id.startsWith('StorageAccessPointOnlyPolicy'));
+      expect(policy.Properties.PolicyDocument.Statement).toEqual([
+        { Action: 'elasticfilesystem:PutFileSystemPolicy', Effect: 'Allow', Resource: { 'Fn::GetAtt': [fileSystemId, 'Arn'] } },
+      ]);
+      expect(asList(installer.DependsOn)).toContain(policyId);
+      expectSdkCallProvider(json);
+    });
+
+    test('a digest of the file system\'s resource is a property: a change to it re-runs the installer', () => {
+      const [[, installer]] = installers;
+      expect(installer.Properties.FileSystemResourceDigest).toMatch(/^[0-9a-f]{64}$/);
+    });
+  },
+);
+
+describe('the access-point policy installer re-runs when the file system changes, and only then', () => {
+  const digest = (context: Record<string, unknown>) => {
+    const [[, installer]] = resourcesOfType(synth({ context }).templates[BASE_STACK], 'Custom::EfsAccessPointOnlyPolicy');
+    return installer.Properties.FileSystemResourceDigest;
+  };
+
+  test('the same in every access mode; another when the file system\'s resource changes (retain)', () => {
+    const iam = digest({});
+    expect(digest(ACCESS_CONTEXT.public)).toBe(iam);
+    expect(digest({ retentionDays: '7' })).toBe(iam);
+    expect(digest({ removalPolicy: 'retain' })).not.toBe(iam);
   });
 });
 

@@ -37,6 +37,8 @@ export const ACCESS_CONTEXT: Record<'iam' | 'jwt' | 'public', Record<string, str
 };
 
 export const FUNCTION_NAMES = ['get-messages', 'post-message', 'delete-messages'];
+/** The logical id of CDK's AwsCustomResource provider function (one per stack that uses it). */
+export const SDK_CALL_PROVIDER_ID = 'AWS679f53fac002430cb0da5b7982bd22872D164C4C';
 export const BASE_STACK = 'EfsMessages-base';
 export const functionStackName = (binary: string) => `EfsMessages-${binary}`;
 
@@ -158,4 +160,56 @@ export function renderJoin(value: any, strict: boolean): string {
     throw new Error(`cannot render ${JSON.stringify(value)}`);
   }
   return `\${${JSON.stringify(value)}}`;
+}
+
+/**
+ * A string property built with `Fn::Join` (e.g. a custom resource's JSON-encoded SDK call) as one
+ * string, with placeholders free of quotes and backslashes, so JSON inside it still parses:
+ * `${Name}` for a `Ref`, `${Name.Attr}` for a `Fn::GetAtt`, `${Output:OutputName}` for a weak
+ * cross-stack reference.
+ */
+export function renderIntrinsics(value: any): string {
+  if (typeof value === 'string') {
+    return value;
+  }
+  if (value?.Ref) {
+    return `\${${value.Ref}}`;
+  }
+  if (value?.['Fn::GetAtt']) {
+    return `\${${value['Fn::GetAtt'].join('.')}}`;
+  }
+  if (value?.['Fn::GetStackOutput']) {
+    return `\${Output:${value['Fn::GetStackOutput'].OutputName}}`;
+  }
+  if (value?.['Fn::Join']) {
+    const [sep, parts] = value['Fn::Join'];
+    return parts.map(renderIntrinsics).join(sep);
+  }
+  throw new Error(`cannot render ${JSON.stringify(value)}`);
+}
+
+/** The SDK call (`Create`, `Update` or `Delete`) of a CDK AwsCustomResource, parsed. */
+export function sdkCall(resource: any, which: 'Create' | 'Update' | 'Delete'): any {
+  return JSON.parse(renderIntrinsics(resource.Properties[which]));
+}
+
+/** A stack's AwsCustomResource provider: its own role (no managed policy), logs to its own group with retention. */
+export function expectSdkCallProvider(json: any): void {
+  const provider = json.Resources[SDK_CALL_PROVIDER_ID];
+  expect(provider.Type).toBe('AWS::Lambda::Function');
+  expect(provider.Properties.Runtime).toMatch(/^nodejs\d+\.x$/);
+  const roleId = provider.Properties.Role['Fn::GetAtt'][0];
+  const role = json.Resources[roleId];
+  expect(role.Properties.ManagedPolicyArns).toBeUndefined();
+  expect(role.Properties.AssumeRolePolicyDocument.Statement).toEqual([
+    { Action: 'sts:AssumeRole', Effect: 'Allow', Principal: { Service: 'lambda.amazonaws.com' } },
+  ]);
+  const logGroupId = provider.Properties.LoggingConfig.LogGroup.Ref;
+  expect(json.Resources[logGroupId].Properties.RetentionInDays).toBe(7);
+  const [[, defaultPolicy]] = resourcesOfType(json, 'AWS::IAM::Policy').filter(
+    ([id, p]) => id.startsWith('SdkCallsRoleDefaultPolicy') && JSON.stringify(p.Properties.Roles) === JSON.stringify([{ Ref: roleId }]),
+  );
+  expect(defaultPolicy.Properties.PolicyDocument.Statement).toEqual([
+    { Action: ['logs:CreateLogStream', 'logs:PutLogEvents'], Effect: 'Allow', Resource: { 'Fn::GetAtt': [logGroupId, 'Arn'] } },
+  ]);
 }

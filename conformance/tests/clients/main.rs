@@ -10,6 +10,7 @@
 
 mod clocks;
 mod damage;
+mod failures;
 mod history;
 mod instance;
 mod limits;
@@ -86,6 +87,14 @@ fn main() {
             (
                 "a_stale_answer_is_confirmed_never_believed",
                 damage::a_stale_answer_is_confirmed_never_believed,
+            ),
+            (
+                "a_post_that_could_not_read_the_cut_off_stores_nothing",
+                failures::a_post_that_could_not_read_the_cut_off_stores_nothing,
+            ),
+            (
+                "a_post_too_slow_to_publish_takes_its_message_back",
+                failures::a_post_too_slow_to_publish_takes_its_message_back,
             ),
         ],
         precondition,

@@ -81,15 +81,6 @@ pub(super) fn remove(dir: &Path, handles: &MidHandles, id: MessageId) -> Result<
     Ok(removed)
 }
 
-/// Unlinks a message a POST published but did not acknowledge (best effort, no confirmation).
-pub(super) fn unlink(dir: &Path, handles: &MidHandles, id: MessageId) -> std::io::Result<()> {
-    let name = format!("{}/{id}", Bucket::leaf_of(id).name());
-    at_mid(dir, handles, id, |mid| {
-        rustix::fs::unlinkat(mid, name.as_str(), AtFlags::empty())
-    })
-    .map(drop)
-}
-
 /// After `id` was deleted: removes its leaf directory if its time range is over and it emptied,
 /// then the mid-level and top-level ones likewise. Best effort: whatever is left, reclaiming
 /// removes.

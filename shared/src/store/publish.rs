@@ -10,8 +10,11 @@
 //! also on the server's clock, puts every POST completed before it below and every POST begun
 //! after it above, whatever the instances' clocks say.
 //!
-//! The cut-off is also read while the body is written: a POST whose id would fall below it (a
-//! DELETE of everything raced it) is undone and refused rather than answered `201` and hidden.
+//! The cut-off is also read while the body is written, and decides before the rename: a POST
+//! whose id would fall below it (a DELETE of everything raced it), or that could not read it, is
+//! refused without publishing anything rather than answered `201` and hidden. A POST refused
+//! after its rename (too slow, or the rename failed) takes its message back, and confirms it is
+//! gone, before it answers: a message whose POST failed is never stored.
 //! And an instance whose clock is certainly more than the bound off refuses (clock.rs): its id
 //! would be right, but such an instance is broken and should be noticed.
 
@@ -20,10 +23,13 @@ use std::{
     io::Write,
     path::Path,
     sync::Arc,
-    time::{Instant, SystemTime},
+    time::{Duration, Instant, SystemTime},
 };
 
-use rustix::fs::{AtFlags, Mode, OFlags};
+use rustix::{
+    fd::OwnedFd,
+    fs::{AtFlags, Mode, OFlags},
+};
 
 use super::{
     clock::{certainly_off, PUBLISH_DEADLINE, STAMP_RESOLUTION},
@@ -56,42 +62,78 @@ pub(super) async fn publish(
     handles: Arc<MidHandles>,
     bytes: Vec<u8>,
 ) -> Result<MessageId, StoreError> {
-    // The cut-off is read while the body is written. Writers may create its file: a store gets
-    // it before its first message.
+    // The cut-off is read while the body is written, and decides before anything is published:
+    // a POST must never have to take back what it could not check. Writers may create its file:
+    // a store gets it before its first message.
     let (write_dir, write_handles, cutoff_dir) =
         (Arc::clone(&dir), Arc::clone(&handles), Arc::clone(&dir));
-    let (id, cutoff) = tokio::join!(
-        blocking(move || write(&write_dir, &write_handles, &bytes)),
+    let (written, cutoff) = tokio::join!(
+        blocking(move || Written::write(&write_dir, &write_handles, &bytes)),
         blocking(move || cutoff::read(&cutoff_dir, true)),
     );
-    let id = id?;
+    let written = written?;
     let refusal = match cutoff {
-        Ok(cutoff) if id.unix_millis() >= cutoff => return Ok(id),
-        Ok(_) => StoreError::Refused(Refusal::RacedDeleteAll),
-        Err(e) => e,
+        Ok(cutoff) if written.id.unix_millis() >= cutoff => None,
+        Ok(_) => Some(StoreError::Refused(Refusal::RacedDeleteAll)),
+        Err(e) => Some(e),
     };
-    // Not acknowledged, so not kept: undo the rename.
-    let (undo_dir, undo_handles) = (Arc::clone(&dir), Arc::clone(&handles));
-    let _ = blocking(move || super::by_id::unlink(&undo_dir, &undo_handles, id)).await;
-    Err(refusal)
+    blocking(move || match refusal {
+        None => written.publish(&dir, &handles),
+        Some(refusal) => {
+            written.discard();
+            Err(refusal)
+        }
+    })
+    .await
 }
 
-/// The blocking part: temporary, flush, clock check, id, rename, deadline.
-fn write(dir: &Path, handles: &MidHandles, bytes: &[u8]) -> Result<MessageId, StoreError> {
-    // The temporary goes where the message will most likely go: the leaf of now.
-    let provisional = MessageId::generate();
-    let leaf = Bucket::leaf_of(provisional);
-    let leaf_dir = open_or_create_leaf(dir, handles, leaf)?;
-    let temporary = temporary_name(provisional);
-    let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::CLOEXEC;
-    let mut file = File::from(rustix::fs::openat(
-        &leaf_dir,
-        temporary.as_str(),
-        flags,
-        Mode::from_raw_mode(MESSAGE_FILE_MODE),
-    )?);
-    let written = (|| -> Result<MessageId, StoreError> {
-        let started = Instant::now();
+/// A message written and flushed to its temporary, its id known, not yet published.
+struct Written {
+    id: MessageId,
+    /// The leaf the temporary is in, and a handle on it.
+    leaf: Bucket,
+    leaf_dir: OwnedFd,
+    temporary: String,
+    /// When the write began: the rename must be done within [`PUBLISH_DEADLINE`] of it.
+    started: Instant,
+}
+
+impl Written {
+    /// Temporary, flush, clock check, id.
+    fn write(dir: &Path, handles: &MidHandles, bytes: &[u8]) -> Result<Self, StoreError> {
+        // The temporary goes where the message will most likely go: the leaf of now.
+        let provisional = MessageId::generate();
+        let leaf = Bucket::leaf_of(provisional);
+        let leaf_dir = open_or_create_leaf(dir, handles, leaf)?;
+        let temporary = temporary_name(provisional);
+        let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::CLOEXEC;
+        let file = File::from(rustix::fs::openat(
+            &leaf_dir,
+            temporary.as_str(),
+            flags,
+            Mode::from_raw_mode(MESSAGE_FILE_MODE),
+        )?);
+        let mut written = Self {
+            id: provisional,
+            leaf,
+            leaf_dir,
+            temporary,
+            started: Instant::now(),
+        };
+        match written.stamp(file, bytes) {
+            Ok(id) => {
+                written.id = id;
+                Ok(written)
+            }
+            Err(e) => {
+                written.discard();
+                Err(e)
+            }
+        }
+    }
+
+    /// Writes and flushes the body; the id is the server's time of that write.
+    fn stamp(&self, mut file: File, bytes: &[u8]) -> Result<MessageId, StoreError> {
         let before = SystemTime::now();
         file.write_all(bytes)?;
         file.sync_all()?;
@@ -107,26 +149,80 @@ fn write(dir: &Path, handles: &MidHandles, bytes: &[u8]) -> Result<MessageId, St
             );
             return Err(StoreError::Refused(Refusal::ClockSkew));
         }
-        let id = MessageId::stored_at(id_time(stamped, after));
-        let target = Bucket::leaf_of(id);
-        if target == leaf {
-            rustix::fs::renameat(&leaf_dir, temporary.as_str(), &leaf_dir, id.to_string())?;
+        Ok(MessageId::stored_at(id_time(stamped, after)))
+    }
+
+    /// Renames the temporary to the id: the moment of publication. Its own durability needs no
+    /// directory fsync on EFS, where NFS metadata operations are committed before the server
+    /// replies. Too late (an oldest-first reader may have passed the id) or failed (it may have
+    /// happened all the same), the message is taken back before the POST answers.
+    fn publish(self, dir: &Path, handles: &MidHandles) -> Result<MessageId, StoreError> {
+        let target = Bucket::leaf_of(self.id);
+        let renamed = if target == self.leaf {
+            rustix::fs::renameat(
+                &self.leaf_dir,
+                self.temporary.as_str(),
+                &self.leaf_dir,
+                self.id.to_string(),
+            )
+            .map_err(StoreError::from)
         } else {
             // The write crossed into the next leaf's time (every 256 ms): rename into it.
-            let target_dir = open_or_create_leaf(dir, handles, target)?;
-            rustix::fs::renameat(&leaf_dir, temporary.as_str(), &target_dir, id.to_string())?;
-        }
-        // The rename is the moment of publication. Its own durability needs no directory fsync
-        // on EFS, where NFS metadata operations are committed before the server replies.
-        if started.elapsed() > PUBLISH_DEADLINE {
-            let _ = super::by_id::unlink(dir, handles, id);
-            return Err(StoreError::Refused(Refusal::TooSlow));
-        }
-        Ok(id)
-    })();
-    if written.is_err() {
-        // Best effort: whatever is left is a temporary that listings ignore and reclaiming removes.
-        let _ = rustix::fs::unlinkat(&leaf_dir, temporary.as_str(), AtFlags::empty());
+            open_or_create_leaf(dir, handles, target)
+                .map_err(StoreError::from)
+                .and_then(|target_dir| {
+                    rustix::fs::renameat(
+                        &self.leaf_dir,
+                        self.temporary.as_str(),
+                        &target_dir,
+                        self.id.to_string(),
+                    )
+                    .map_err(StoreError::from)
+                })
+        };
+        let failure = match renamed {
+            Ok(()) if self.started.elapsed() <= PUBLISH_DEADLINE => return Ok(self.id),
+            Ok(()) => StoreError::Refused(Refusal::TooSlow),
+            Err(e) => e,
+        };
+        let id = self.id;
+        self.discard();
+        take_back(dir, handles, id);
+        Err(failure)
     }
-    written
+
+    /// Removes the temporary. Best effort: whatever is left is a temporary that listings ignore
+    /// and reclaiming removes.
+    fn discard(self) {
+        let _ = rustix::fs::unlinkat(&self.leaf_dir, self.temporary.as_str(), AtFlags::empty());
+    }
 }
+
+/// Removes a message its POST will not acknowledge, until the store confirms it is not there
+/// (removed, or never renamed): a refused POST must leave nothing a reader could find, and a
+/// client that retries would post it twice. Tries for [`TAKE_BACK_FOR`]; a file system that
+/// fails every try for that long is logged, as the one case where a refused message remains.
+fn take_back(dir: &Path, handles: &MidHandles, id: MessageId) {
+    let deadline = Instant::now() + TAKE_BACK_FOR;
+    let mut pause = Duration::from_millis(10);
+    loop {
+        match super::by_id::remove(dir, handles, id) {
+            Ok(_) => return,
+            Err(error) if Instant::now() >= deadline => {
+                lambda_http::tracing::error!(
+                    %id,
+                    %error,
+                    "a refused POST's message could not be taken back: it remains stored"
+                );
+                return;
+            }
+            Err(_) => {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(200));
+            }
+        }
+    }
+}
+
+/// How long a refused POST keeps trying to take its message back.
+const TAKE_BACK_FOR: Duration = Duration::from_secs(2);
