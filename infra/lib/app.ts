@@ -3,8 +3,10 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { ApiAccess, parseAccess } from './access';
 import { DEFAULT_STORAGE_ALARM_GIB, parseAlarmEmail } from './alarms';
+import { DEFAULT_ROUTE_THROTTLES, DEFAULT_STAGE_THROTTLE, RouteThrottles, THROTTLED_METHODS, ThrottleLimit } from './api';
+import { parseMonthlyBudget } from './budget';
 import { DeploymentStyle, parseDeploymentStyle } from './deployment';
-import { DEFAULT_RESERVED_CONCURRENCY, FUNCTION_TIMEOUT } from './function';
+import { DEFAULT_MESSAGE_RETENTION_DAYS, DEFAULT_RESERVED_CONCURRENCY, FUNCTION_TIMEOUT, MAX_MESSAGE_RETENTION_DAYS } from './function';
 import { BaseStack, FunctionStack } from './stacks';
 import { DEFAULT_WORKSPACE_ROOT, loadWorkspace, Workspace } from './workspace';
 
@@ -18,9 +20,22 @@ export interface MessagesAppSettings {
   readonly removalPolicy: RemovalPolicy;
   /** Context `reservedConcurrency`: a number (default 10) or `none`. */
   readonly reservedConcurrency: number | undefined;
-  /** Context `throttleRateLimit` (default 50) and `throttleBurstLimit` (default 100). */
+  /**
+   * Context `throttleRateLimit` (default 50) and `throttleBurstLimit` (default 100): the stage's
+   * default route throttle, which every route without a throttle of its own gets, and the most any
+   * route's own throttle may be set to.
+   */
   readonly throttleRateLimit: number;
   readonly throttleBurstLimit: number;
+  /**
+   * Each route's own throttle, by method: context `getRateLimit`/`getBurstLimit` (default 10/20),
+   * `postRateLimit`/`postBurstLimit` (1/10), `deleteRateLimit`/`deleteBurstLimit` (1/5).
+   */
+  readonly routeThrottles: RouteThrottles;
+  /** Context `retentionDays` (default 30, `0` keeps everything): MESSAGE_RETENTION_DAYS. */
+  readonly retentionDays: number;
+  /** Context `monthlyBudgetUsd`: an AWS Budgets cost budget notifying the alarm topic. @default none */
+  readonly monthlyBudgetUsd: number | undefined;
   /** Context `logRetentionDays` (default 7): one of CloudWatch's allowed values. */
   readonly logRetention: logs.RetentionDays;
   /**
@@ -67,6 +82,43 @@ function positive(value: number, key: string): number {
   return value;
 }
 
+/** Context `key` as a whole number from `min` to `max`. */
+function contextInteger(app: App, key: string, fallback: number, min: number, max: number): number {
+  const raw = contextString(app, key);
+  if (raw === undefined) {
+    return fallback;
+  }
+  const value = Number(raw.trim());
+  if (raw.trim() === '' || !Number.isInteger(value) || value < min || value > max) {
+    throw new Error(`context '${key}' must be a whole number from ${min} to ${max}, got '${raw}'`);
+  }
+  return value;
+}
+
+/**
+ * The stage's default throttle and each method's route throttle, validated: every limit a whole
+ * number of at least 1, and no route set above the stage's default (its ceiling). A route left at
+ * its default is lowered to the ceiling when the stage's default is set below it.
+ */
+function readThrottles(app: App): { stage: ThrottleLimit; routes: RouteThrottles } {
+  const stage: ThrottleLimit = {
+    rateLimit: contextInteger(app, 'throttleRateLimit', DEFAULT_STAGE_THROTTLE.rateLimit, 1, Number.MAX_SAFE_INTEGER),
+    burstLimit: contextInteger(app, 'throttleBurstLimit', DEFAULT_STAGE_THROTTLE.burstLimit, 1, Number.MAX_SAFE_INTEGER),
+  };
+  const routes = Object.fromEntries(
+    THROTTLED_METHODS.map((method) => {
+      const prefix = method.toLowerCase();
+      const fallback = DEFAULT_ROUTE_THROTTLES[method];
+      const limit: ThrottleLimit = {
+        rateLimit: contextInteger(app, `${prefix}RateLimit`, Math.min(fallback.rateLimit, stage.rateLimit), 1, stage.rateLimit),
+        burstLimit: contextInteger(app, `${prefix}BurstLimit`, Math.min(fallback.burstLimit, stage.burstLimit), 1, stage.burstLimit),
+      };
+      return [method, limit];
+    }),
+  ) as RouteThrottles;
+  return { stage, routes };
+}
+
 /** The CDK context key that lists the stacks whose assets get bundled (CDK's own). */
 export const BUNDLING_STACKS = 'aws:cdk:bundling-stacks';
 
@@ -92,19 +144,23 @@ export function readSettings(app: App): MessagesAppSettings {
     throw new Error(`context 'removalPolicy' must be 'destroy' or 'retain', got '${removal}'`);
   }
   const reserved = contextString(app, 'reservedConcurrency');
-  const retentionDays = contextNumber(app, 'logRetentionDays', 7);
-  if (!(Object.values(logs.RetentionDays) as unknown[]).includes(retentionDays)) {
-    throw new Error(`context 'logRetentionDays' is not a CloudWatch Logs retention period: ${retentionDays}`);
+  const logRetentionDays = contextNumber(app, 'logRetentionDays', 7);
+  if (!(Object.values(logs.RetentionDays) as unknown[]).includes(logRetentionDays)) {
+    throw new Error(`context 'logRetentionDays' is not a CloudWatch Logs retention period: ${logRetentionDays}`);
   }
+  const throttles = readThrottles(app);
   return {
     workspaceRoot: contextString(app, 'workspaceRoot') ?? DEFAULT_WORKSPACE_ROOT,
     stackPrefix: contextString(app, 'stackPrefix') ?? 'EfsMessages',
     removalPolicy: removal === 'retain' ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY,
     reservedConcurrency:
       reserved === 'none' ? undefined : contextNumber(app, 'reservedConcurrency', DEFAULT_RESERVED_CONCURRENCY),
-    throttleRateLimit: contextNumber(app, 'throttleRateLimit', 50),
-    throttleBurstLimit: contextNumber(app, 'throttleBurstLimit', 100),
-    logRetention: retentionDays as logs.RetentionDays,
+    throttleRateLimit: throttles.stage.rateLimit,
+    throttleBurstLimit: throttles.stage.burstLimit,
+    routeThrottles: throttles.routes,
+    retentionDays: contextInteger(app, 'retentionDays', DEFAULT_MESSAGE_RETENTION_DAYS, 0, MAX_MESSAGE_RETENTION_DAYS),
+    monthlyBudgetUsd: parseMonthlyBudget(contextString(app, 'monthlyBudgetUsd')),
+    logRetention: logRetentionDays as logs.RetentionDays,
     access: parseAccess(contextString(app, 'access'), contextString(app, 'jwtIssuer'), contextString(app, 'jwtAudience')),
     deployment: parseDeploymentStyle(contextString(app, 'deployment')),
     alarmEmail: parseAlarmEmail(contextString(app, 'alarmEmail')),
@@ -144,6 +200,7 @@ export function buildMessagesApp(app: App, settings: MessagesAppSettings = readS
     })),
     alarmEmail: settings.alarmEmail,
     storageAlarmGiB: settings.storageAlarmGiB,
+    monthlyBudgetUsd: settings.monthlyBudgetUsd,
   });
 
   const functionStacks = new Map<string, FunctionStack>();
@@ -159,6 +216,8 @@ export function buildMessagesApp(app: App, settings: MessagesAppSettings = readS
       access: settings.access,
       functionName: functionName(fn.binaryName),
       deployment: settings.deployment,
+      retentionDays: settings.retentionDays,
+      routeThrottles: settings.routeThrottles,
     });
     functionStacks.set(fn.binaryName, stack);
   }

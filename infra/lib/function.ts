@@ -7,11 +7,20 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import { RustFunction } from 'cargo-lambda-cdk';
 import { Construct } from 'constructs';
 import { ApiAccess, DEFAULT_ACCESS, RouteAuthorizers } from './access';
+import { DEFAULT_ROUTE_THROTTLES, RouteThrottle, RouteThrottles, throttleClassOf } from './api';
+import { SdkCallProvider } from './sdk-call';
 import { ClientAction, MessageStorage, MOUNT_PATH } from './storage';
 import { Route, WorkspaceFunction } from './workspace';
 
 /** The contract's largest accepted message (`MAX_MESSAGE_BYTES`). */
 export const MAX_MESSAGE_BYTES = 262144;
+/**
+ * How long messages are kept (`MESSAGE_RETENTION_DAYS`, context `retentionDays`): older ones are
+ * gone for every reader at once and the delete function's schedule reclaims their files. `0`
+ * keeps everything. The same default and bounds as the functions' own (shared/src/config.rs).
+ */
+export const DEFAULT_MESSAGE_RETENTION_DAYS = 30;
+export const MAX_MESSAGE_RETENTION_DAYS = 36500;
 /** Below the HTTP API's 30 s integration timeout, so a slow call ends as the function's own error. */
 export const FUNCTION_TIMEOUT = Duration.seconds(10);
 /**
@@ -103,6 +112,12 @@ export interface MessageFunctionProps {
   readonly access?: ApiAccess;
   /** The Lambda function's name (the dashboard in the base stack finds it by name). */
   readonly functionName: string;
+  /** `MESSAGE_RETENTION_DAYS`. @default DEFAULT_MESSAGE_RETENTION_DAYS */
+  readonly retentionDays?: number;
+  /** The stage the routes' throttles are set on. */
+  readonly stageName: string;
+  /** Each route's own throttle, by method. @default DEFAULT_ROUTE_THROTTLES */
+  readonly routeThrottles?: RouteThrottles;
 }
 
 /**
@@ -116,6 +131,8 @@ export class MessageFunction extends Construct {
   /** The `live` alias: what the routes invoke, and what CodeDeploy shifts to each new version. */
   readonly alias: lambda.Alias;
   readonly routes: apigwv2.HttpRoute[] = [];
+  /** One per route, in route order: its own throttle on the stage. */
+  readonly routeThrottles: RouteThrottle[] = [];
 
   constructor(scope: Construct, id: string, props: MessageFunctionProps) {
     super(scope, id);
@@ -184,6 +201,8 @@ export class MessageFunction extends Construct {
       environment: {
         MESSAGES_DIR: MOUNT_PATH,
         MAX_MESSAGE_BYTES: String(MAX_MESSAGE_BYTES),
+        // All three: every reader hides what retention removed, and the delete function reclaims it.
+        MESSAGE_RETENTION_DAYS: String(props.retentionDays ?? DEFAULT_MESSAGE_RETENTION_DAYS),
       },
       vpc: storage.vpc,
       vpcSubnets: storage.subnets,
@@ -218,6 +237,25 @@ export class MessageFunction extends Construct {
         }),
       );
     }
+    // Each route's own throttle, set once the route exists and removed before it is. One at a
+    // time: they all update the same stage.
+    const provider = SdkCallProvider.of(this, { logRetention: props.logRetention, removalPolicy: props.removalPolicy });
+    const throttles = props.routeThrottles ?? DEFAULT_ROUTE_THROTTLES;
+    fn.routes.forEach((route, i) => {
+      const throttle = new RouteThrottle(this, `Throttle${routeConstructId(route).replace(/^Route/, '')}`, {
+        httpApi: api,
+        stageName: props.stageName,
+        routeKey: `${route.method} ${route.path}`,
+        limit: throttles[throttleClassOf(route.method)],
+        provider,
+      });
+      throttle.node.addDependency(this.routes[i]);
+      if (i > 0) {
+        throttle.node.addDependency(this.routeThrottles[i - 1]);
+      }
+      this.routeThrottles.push(throttle);
+    });
+
     // Security: only an explicit access=public leaves the routes without authorization
     // (the base stack then warns at synth).
     if (access.mode === 'public') {

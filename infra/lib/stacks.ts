@@ -3,7 +3,8 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import { AccessPolicies, ApiAccess, DEFAULT_ACCESS } from './access';
 import { AlarmTopic, FunctionAlarms, PlatformAlarms } from './alarms';
-import { MessagesApi } from './api';
+import { MessagesApi, RouteThrottles } from './api';
+import { SpendBudget } from './budget';
 import { DashboardFunction, OperationsDashboard } from './dashboard';
 import { DeploymentStyle, SafeDeployment } from './deployment';
 import { DEFAULT_RESERVED_CONCURRENCY, FUNCTION_TIMEOUT, MessageFunction } from './function';
@@ -36,6 +37,8 @@ export interface BaseStackProps extends StackProps {
   readonly alarmEmail?: string;
   /** Context `storageAlarmGiB`. @default DEFAULT_STORAGE_ALARM_GIB */
   readonly storageAlarmGiB?: number;
+  /** Context `monthlyBudgetUsd`: a cost budget notifying the alarm topic. @default none */
+  readonly monthlyBudgetUsd?: number;
 }
 
 /**
@@ -51,6 +54,8 @@ export class BaseStack extends Stack {
   readonly alarmTopic: AlarmTopic;
   readonly platformAlarms: PlatformAlarms;
   readonly dashboard: OperationsDashboard;
+  /** With context `monthlyBudgetUsd` only. */
+  readonly budget?: SpendBudget;
 
   constructor(scope: Construct, id: string, props: BaseStackProps) {
     super(scope, id, props);
@@ -64,6 +69,7 @@ export class BaseStack extends Stack {
       throttleBurstLimit: props.throttleBurstLimit,
       logRetention: props.logRetention,
       removalPolicy: props.removalPolicy,
+      access: props.access,
     });
     const access = props.access ?? DEFAULT_ACCESS;
     if (access.mode === 'iam') {
@@ -97,6 +103,13 @@ export class BaseStack extends Stack {
       stageName: this.api.stage.stageName,
       fileSystem: this.storage.fileSystem,
     });
+    if (props.monthlyBudgetUsd !== undefined) {
+      this.budget = new SpendBudget(this, 'Budget', {
+        budgetName: `${prefix}-monthly`,
+        monthlyUsd: props.monthlyBudgetUsd,
+        alarmTopic: this.alarmTopic,
+      });
+    }
     new CfnOutput(this, 'AlarmTopicArn', { value: this.alarmTopic.topic.topicArn, description: 'Every alarm notifies this topic' });
     new CfnOutput(this, 'FileSystemId', { value: this.storage.fileSystem.fileSystemId });
     new CfnOutput(this, 'AccessPointId', { value: this.storage.accessPoint.accessPointId });
@@ -119,6 +132,10 @@ export interface FunctionStackProps extends StackProps {
   readonly functionName: string;
   /** How CodeDeploy shifts traffic to a new version. */
   readonly deployment: DeploymentStyle;
+  /** `MESSAGE_RETENTION_DAYS`. @default DEFAULT_MESSAGE_RETENTION_DAYS */
+  readonly retentionDays?: number;
+  /** Each route's own throttle, by method. @default DEFAULT_ROUTE_THROTTLES */
+  readonly routeThrottles?: RouteThrottles;
 }
 
 /**
@@ -144,6 +161,9 @@ export class FunctionStack extends Stack {
       removalPolicy: props.removalPolicy,
       access: props.access,
       functionName: props.functionName,
+      retentionDays: props.retentionDays,
+      stageName: props.base.api.stage.stageName,
+      routeThrottles: props.routeThrottles,
     });
     const fn = this.messageFunction;
     const reserved = 'reservedConcurrency' in props ? props.reservedConcurrency : DEFAULT_RESERVED_CONCURRENCY;

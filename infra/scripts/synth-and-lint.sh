@@ -15,11 +15,12 @@ if ! command -v cfn-lint >/dev/null 2>&1; then
 fi
 
 # Every access mode (issue 10): the default (iam), jwt (with an example issuer and audience) and
-# public. Each is synthesised (cdk-nag) and linted on its own.
+# public. Each is synthesised (cdk-nag) and linted on its own. The public one also has the optional
+# cost budget (issue 16), so its AWS::Budgets::Budget and policies are linted too.
 MODES=(
   "iam"
   "jwt -c jwtIssuer=https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_EXAMPLE -c jwtAudience=example-client-id"
-  "public"
+  "public -c monthlyBudgetUsd=20"
 )
 
 root="$(mktemp -d "${TMPDIR:-/tmp}/efs-messages-synth.XXXXXX")"

@@ -7,6 +7,7 @@ import {
   FUNCTION_NAMES,
   functionStackName,
   resourcesOfType,
+  SDK_CALL_PROVIDER_ID,
   synth,
 } from './helpers';
 
@@ -47,8 +48,11 @@ describe('function stacks', () => {
     });
 
     test('one arm64 provided.al2023 function, memory from the power-tuning table, 10 s timeout (< the HTTP API\'s 30 s)', () => {
-      t.resourceCountIs('AWS::Lambda::Function', 1);
-      const [[, fn]] = resourcesOfType(json, 'AWS::Lambda::Function');
+      // Besides it, only the deploy-time SDK-call provider (its routes' throttles: see below).
+      const functions = resourcesOfType(json, 'AWS::Lambda::Function');
+      expect(functions).toHaveLength(2);
+      expect(functions[1][0]).toBe(SDK_CALL_PROVIDER_ID);
+      const [[, fn]] = functions;
       expect(fn.Properties).toMatchObject({
         Architectures: ['arm64'],
         Runtime: 'provided.al2023',
@@ -72,7 +76,11 @@ describe('function stacks', () => {
       const [[, fn]] = resourcesOfType(json, 'AWS::Lambda::Function');
       // Exactly these: never LOCAL_CREATE_MESSAGES_DIR, the local-only setting (Cargo.toml's watch
       // env) that creates a missing messages directory; in the cloud a missing mount must be 503.
-      expect(fn.Properties.Environment.Variables).toEqual({ MESSAGES_DIR: '/mnt/msg', MAX_MESSAGE_BYTES: '262144' });
+      expect(fn.Properties.Environment.Variables).toEqual({
+        MESSAGES_DIR: '/mnt/msg',
+        MAX_MESSAGE_BYTES: '262144',
+        MESSAGE_RETENTION_DAYS: '30',
+      });
       expect(fn.Properties.Environment.Variables).not.toHaveProperty('LOCAL_CREATE_MESSAGES_DIR');
       expect(fn.Properties.FileSystemConfigs).toHaveLength(1);
       expect(fn.Properties.FileSystemConfigs[0].LocalMountPath).toBe('/mnt/msg');
@@ -108,8 +116,9 @@ describe('function stacks', () => {
     });
 
     test('its own role: no managed policies, logs to its own group only', () => {
-      // Two roles: the function's, and CodeDeploy's (see the deployment tests).
-      t.resourceCountIs('AWS::IAM::Role', 2);
+      // Three roles: the function's, CodeDeploy's (see the deployment tests) and the deploy-time
+      // SDK calls' (see the route throttle tests).
+      t.resourceCountIs('AWS::IAM::Role', 3);
       t.resourceCountIs('AWS::IAM::ManagedPolicy', 0);
       const [[, fn]] = resourcesOfType(json, 'AWS::Lambda::Function');
       const roleId = fn.Properties.Role['Fn::GetAtt'][0];

@@ -1,6 +1,15 @@
 import { appendFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { ACCESS_CONTEXT, BASE_STACK, copyWorkspace, FUNCTION_NAMES, functionStackName, resourcesOfType, synth } from './helpers';
+import {
+  ACCESS_CONTEXT,
+  BASE_STACK,
+  copyWorkspace,
+  FUNCTION_NAMES,
+  functionStackName,
+  resourcesOfType,
+  SDK_CALL_PROVIDER_ID,
+  synth,
+} from './helpers';
 
 /** Appends a comment to one Rust source file of a crate: a code change that builds the same. */
 function touchCrate(root: string, crateDir: string): string {
@@ -11,6 +20,20 @@ function touchCrate(root: string, crateDir: string): string {
 }
 
 const codeKey = (template: any) => resourcesOfType(template, 'AWS::Lambda::Function')[0][1].Properties.Code.S3Key;
+
+/** The zip assets a stack publishes, but CDK's own prebuilt SDK-call provider (checked here: the same everywhere). */
+function functionZips(result: ReturnType<typeof synth>, stackName: string): any[] {
+  const stack = result.assembly.getStackByName(stackName);
+  const assetManifest = stack.dependencies.find((d) => d.id === `${stack.id}.assets`) as any;
+  const zips = (Object.values(assetManifest.contents.files ?? {}) as any[]).filter((f) => f.source.packaging === 'zip');
+  const provider = zips.filter((f) => f.displayName === `${SDK_CALL_PROVIDER_UUID}/Code`);
+  expect(provider).toHaveLength(1);
+  const providerKey = resourcesOfType(result.templates[stackName], 'AWS::Lambda::Function').find(([id]) => id === SDK_CALL_PROVIDER_ID)![1]
+    .Properties.Code.S3Key;
+  expect(Object.values(provider[0].destinations).map((d: any) => d.objectKey)).toEqual([providerKey]);
+  return zips.filter((f) => !provider.includes(f));
+}
+const SDK_CALL_PROVIDER_UUID = 'AWS679f53fac002430cb0da5b7982bd2287';
 
 describe('independent deploys: changing one function\'s code changes only its stack', () => {
   const root = copyWorkspace();
@@ -48,14 +71,12 @@ describe('independent deploys: changing one function\'s code changes only its st
     }
   });
 
-  test('each function stack publishes only its own code asset', () => {
+  test('each function stack publishes only its own code asset (and CDK\'s prebuilt SDK-call provider)', () => {
     for (const binary of FUNCTION_NAMES) {
-      const stack = after.assembly.getStackByName(functionStackName(binary));
-      const assetManifest = stack.dependencies.find((d) => d.id === `${stack.id}.assets`) as any;
-      const files = Object.values(assetManifest.contents.files ?? {}) as any[];
-      const zips = files.filter((f) => f.source.packaging === 'zip');
+      const name = functionStackName(binary);
+      const zips = functionZips(after, name);
       expect(zips).toHaveLength(1);
-      expect(Object.values(zips[0].destinations).map((d: any) => d.objectKey)).toEqual([codeKey(after.templates[stack.stackName])]);
+      expect(Object.values(zips[0].destinations).map((d: any) => d.objectKey)).toEqual([codeKey(after.templates[name])]);
     }
   });
 
@@ -74,13 +95,8 @@ describe('independent deploys: changing `access` moves the routes, never the bin
   const modes = Object.fromEntries(
     (Object.keys(ACCESS_CONTEXT) as Array<keyof typeof ACCESS_CONTEXT>).map((mode) => [mode, synth({ context: ACCESS_CONTEXT[mode] })]),
   );
-  const zipKeys = (result: ReturnType<typeof synth>, binary: string): string[] => {
-    const stack = result.assembly.getStackByName(functionStackName(binary));
-    const assetManifest = stack.dependencies.find((d) => d.id === `${stack.id}.assets`) as any;
-    return (Object.values(assetManifest.contents.files ?? {}) as any[])
-      .filter((f) => f.source.packaging === 'zip')
-      .flatMap((f) => Object.values(f.destinations).map((d: any) => d.objectKey));
-  };
+  const zipKeys = (result: ReturnType<typeof synth>, binary: string): string[] =>
+    functionZips(result, functionStackName(binary)).flatMap((f) => Object.values(f.destinations).map((d: any) => d.objectKey));
 
   test.each(FUNCTION_NAMES)('%s: the same code asset in iam, jwt and public mode', (binary) => {
     const name = functionStackName(binary);
