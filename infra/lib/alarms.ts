@@ -168,7 +168,7 @@ export class FunctionAlarms extends Construct {
         `${name}: requests were refused (429/5xx) because the function hit its concurrency limit` +
         `${props.reservedConcurrency !== undefined ? ` (reserved concurrency ${props.reservedConcurrency})` : ''}. ` +
         "Look first at the dashboard's concurrency and API request widgets: raise -c reservedConcurrency only " +
-        'if the traffic is legitimate; otherwise lower the stage throttle.',
+        "if the traffic is legitimate; otherwise lower the busy routes' throttles (-c getRateLimit, postRateLimit, deleteRateLimit).",
       metric: props.function.metricThrottles({ period: Duration.minutes(5), statistic: cw.Stats.SUM }),
       threshold: 1,
       comparisonOperator: cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
@@ -326,7 +326,8 @@ export class PlatformAlarms extends Construct {
         alarmDescription:
           `EFS: more than ${storageGiB} GiB stored (StorageBytes, all storage classes), billed per GB-month with no ` +
           'ceiling. Look first at the EMF MessagesStored/BytesStored per function and the POST request rate ' +
-          '(a flood?), then delete what is not needed (DELETE /messages) or raise -c storageAlarmGiB.',
+          '(a flood?), then delete what is not needed (DELETE /messages), lower -c retentionDays or -c postRateLimit, ' +
+          'or raise -c storageAlarmGiB.',
         metric: efsMetric(fileSystem, 'StorageBytes', cw.Stats.MAXIMUM, {
           dimensionsMap: { StorageClass: 'Total' },
           period: Duration.hours(1),

@@ -80,12 +80,13 @@ export interface MessagesApiProps {
   /** The API's name in the console. @default 'EfsMessages-api' */
   readonly apiName?: string;
   /**
-   * Steady-state requests per second for the whole API (default stage).
+   * Steady-state requests per second of the stage's default route throttle: per route, for every
+   * route without a throttle of its own (RouteThrottle), and their ceiling.
    * @default 50
    */
   readonly throttleRateLimit?: number;
   /**
-   * Burst bucket size for the whole API (default stage).
+   * Burst of the stage's default route throttle (per route, like the rate).
    * @default 100
    */
   readonly throttleBurstLimit?: number;

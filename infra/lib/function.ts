@@ -264,7 +264,7 @@ export class MessageFunction extends Construct {
           id: 'AwsSolutions-APIG4',
           reason:
             'Deployed with access=public, an explicit choice: anyone on the internet may read, post and delete ' +
-            'messages. The stage throttles the API; the default (access=iam) requires SigV4.',
+            'messages. Every route has a throttle of its own; the default (access=iam) requires SigV4.',
         });
       }
     }
