@@ -184,6 +184,79 @@ async fn listings_ignore_temporaries_and_foreign_files() {
     );
 }
 
+/// On S3 Files, objects put or deleted through the S3 API appear in (or vanish from) the file
+/// system: a foreign object under the messages directory costs at most one message, never a
+/// listing, a read of another message, or reclaiming; an object deleted in S3 is simply gone.
+#[tokio::test]
+async fn objects_changed_through_s3_cost_one_message_never_a_listing() {
+    let (dir, store) = store();
+    let hour_ago = now_millis() - 3_600_000;
+    let ids: Vec<MessageId> = (0..6)
+        .map(|i| seed(&store, MessageId::at_millis(hour_ago + i * 300), b"good"))
+        .collect();
+    let leaf = store.message_path(ids[0]).parent().unwrap().to_owned();
+    let mid = leaf.parent().unwrap().to_owned();
+    // Keys a bucket user might put: a foreign name in a leaf, an object named like a message
+    // holding anything (and an empty one), a file where a leaf directory goes, a "directory" of
+    // foreign objects (an S3 prefix), and an object where a top-level directory goes.
+    fs::write(leaf.join("notes.txt"), b"hello from S3").unwrap();
+    let beside = || MessageId::at_millis(ids[0].unix_millis());
+    let foreign = beside();
+    fs::write(store.message_path(foreign), b"<html>uploaded</html>").unwrap();
+    let empty = beside();
+    fs::write(store.message_path(empty), b"").unwrap();
+    // Half a mid-level directory away from the messages' leaves.
+    let unused_leaf = format!("{:02x}", ((ids[0].unix_millis() >> 8) + 128) & 0xff);
+    fs::write(mid.join(unused_leaf), b"an object named like a leaf").unwrap();
+    fs::create_dir_all(mid.join("images")).unwrap();
+    fs::write(mid.join("images").join("cat.png"), b"\x89PNG").unwrap();
+    let top_object = MessageId::at_millis(hour_ago - 86_400_000);
+    fs::write(dir.path().join(&top_object.to_string()[..6]), b"object").unwrap();
+    // An object deleted through S3: its file is gone on the server.
+    fs::remove_file(store.message_path(ids[5])).unwrap();
+    let live = &ids[..5];
+
+    for order in [Order::Asc, Order::Desc] {
+        let mut messages = Vec::new();
+        let listed = store
+            .list_into(order, None, 100, &mut messages)
+            .await
+            .unwrap();
+        let mut expected = live.to_vec();
+        if order == Order::Desc {
+            expected.reverse();
+        }
+        assert_eq!(messages.iter().map(|m| m.id).collect::<Vec<_>>(), expected);
+        assert_eq!(
+            listed.skipped, 2,
+            "{order:?}: the two objects named like messages"
+        );
+    }
+    assert!(matches!(store.read(foreign).await, Err(StoreError::Corrupt(id)) if id == foreign));
+    assert!(matches!(
+        store.read(ids[5]).await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(matches!(
+        store.delete(ids[5]).await,
+        Err(StoreError::NotFound)
+    ));
+    assert_eq!(store.read(ids[1]).await.unwrap().body, b"good");
+
+    store.delete_all().await.unwrap();
+    let done = store.reclaim(everything()).await.unwrap();
+    assert_eq!(
+        done.messages,
+        5 + 2,
+        "{done:?}: ours, and the objects named like ours"
+    );
+    assert!(all_ids(&store, Order::Asc).await.is_empty());
+    assert!(
+        leaf.join("notes.txt").exists() && mid.join("images/cat.png").exists(),
+        "foreign objects are not ours to delete"
+    );
+}
+
 #[tokio::test]
 async fn delete_one_and_not_found() {
     let (dir, store) = store();
