@@ -1,0 +1,168 @@
+#!/usr/bin/env python3
+"""Pages of two builds, interleaved request by request: an A/B test at one CPU share.
+
+    bench/abpages.py --compare-binaries v2=/tmp/efs-v2/target/release --binaries /tmp/efs-v3/target/release
+
+At Lambda's 128 MB share a page of 100 takes a whole number of 100 ms CPU periods, so a page's
+latency moves in steps of 100 ms with small changes in its CPU time, and two builds measured a
+minute apart can land on different steps because the host did. Here the builds take turns
+request by request (the first of each pair alternating), each with a warm get-messages instance
+at `--memory` on its own latfs mount (the NFS client model by default) of one backing directory,
+so both see the same host at the same moment. For each stored count (``--sizes``), each page of
+100 (first, middle, last; oldest and newest first) is asked ``--rounds`` times of each build:
+p50, p99, mean CPU per page, and the latfs requests per page; then the same pages on local disk
+at full CPU (the store's own CPU, without FUSE). Writes ``--json`` (default
+``bench/results/abpages.json``) and prints a table.
+"""
+
+import argparse
+import json
+import shutil
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+import lambdasim as L
+from harness.cli import parse_sizes
+from harness.common import PAGE, fmt, log, pct
+from harness.lambda_cells import json_body, per_call, status_of
+from harness.lambda_model import SEED_RATE, builds_of, page_positions, wait_settled
+from harness.latfs import MODEL_TEXT, LatFs
+from harness.machine import BusySampler, cpu_busy
+from harness.stores import Dataset, seed_dataset, wipe
+
+
+def variants(ds):
+    out = []
+    for order in ("asc", "desc"):
+        ordered = ds.ids if order == "asc" else ds.ids[::-1]
+        for pos, start in page_positions(ds.count).items():
+            after = ordered[start - 1] if start > 0 else None
+            out.append((f"page_{pos}_{order}", L.list_event(PAGE, order, after),
+                        ordered[start], min(PAGE, ds.count - start)))
+    return out
+
+
+def interleave(instances, stats, events, rounds, timeout):
+    """`rounds` of each event on each build, taking turns; returns per build and variant the
+    latencies, CPU and latfs requests."""
+    labels = list(instances)
+    out = {label: {} for label in labels}
+    for key, event, first, n in events:
+        for label in labels:
+            out[label][key] = {"ms": [], "cpu_ms": [], "bad": 0, "requests": [], "round_trips": []}
+        for r in range(rounds):
+            order = labels if r % 2 == 0 else labels[::-1]
+            for label in order:
+                inst = instances[label]
+                s0 = stats[label]() if stats else None
+                c0 = inst.cpu_ns()
+                ns, resp = inst.invoke(event, timeout)
+                cpu = (inst.cpu_ns() - c0) / 1e6
+                rec = out[label][key]
+                rec["ms"].append(ns / 1e6)
+                rec["cpu_ms"].append(cpu)
+                msgs = (json_body(resp) or {}).get("messages") or []
+                if status_of(resp) != 200 or len(msgs) != n or msgs[0].get("id") != first:
+                    rec["bad"] += 1
+                if stats:
+                    reqs, trips = per_call(s0, stats[label](), 1)
+                    rec["requests"].append(sum(reqs.values()))
+                    rec["round_trips"].append(sum(trips.values()))
+    return out
+
+
+def summary(rec):
+    return {"n": len(rec["ms"]), "p50": pct(rec["ms"], 50), "p99": pct(rec["ms"], 99),
+            "mean_ms": statistics.mean(rec["ms"]), "cpu_ms_mean": statistics.mean(rec["cpu_ms"]),
+            "cpu_ms_p50": statistics.median(rec["cpu_ms"]), "bad": rec["bad"],
+            "requests_mean": statistics.mean(rec["requests"]) if rec["requests"] else None,
+            "round_trips_mean": statistics.mean(rec["round_trips"]) if rec["round_trips"] else None}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", type=parse_sizes, default=[10_000, 100_000])
+    parser.add_argument("--memory", type=int, default=128)
+    parser.add_argument("--rounds", type=int, default=30)
+    parser.add_argument("--local-rounds", type=int, default=15)
+    parser.add_argument("--binaries", default=None)
+    parser.add_argument("--label", default="v3")
+    parser.add_argument("--compare-binaries", action="append", metavar="LABEL=DIR")
+    parser.add_argument("--latfs-model", choices=["nfs", "plain"], default="nfs")
+    parser.add_argument("--timeout", type=float, default=10.0)
+    parser.add_argument("--json", type=Path, default=Path(__file__).parent / "results" / "abpages.json")
+    args = parser.parse_args()
+    try:
+        builds = builds_of(args)
+    except ValueError as e:
+        sys.exit(str(e))
+    for why in (L.cgroups_unavailable(), LatFs.unavailable()):
+        if why:
+            sys.exit(why)
+    L.remove_stale_groups()
+    work = Path(tempfile.mkdtemp(prefix="efs-ab-"))
+    mounts, busy = {}, BusySampler()
+    result = {"memory_mb": args.memory, "rounds": args.rounds, "model": MODEL_TEXT[args.latfs_model],
+              "builds": {label: str(next(iter(b.values())).parent) for label, b in builds},
+              "cpu_busy_before_pct": cpu_busy(), "sizes": {}}
+    busy.start()
+    try:
+        first = None
+        for label, _ in builds:
+            m = LatFs(work, model=args.latfs_model, backing=first.backing if first else None,
+                      name=f"latfs-{label}")
+            mounts[label] = m
+            m.start()
+            first = first or m
+        backing = first.backing
+        for count in args.sizes:
+            ds = Dataset(count, SEED_RATE, f"{SEED_RATE:g}/s")
+            seed_dataset(backing, ds, work)
+            wait_settled(ds)
+            events = variants(ds)
+            res = {}
+            for where, mb, rounds in (("latfs", args.memory, args.rounds),
+                                      ("local", L.FULL_CPU_MB, args.local_rounds)):
+                instances = {}
+                try:
+                    for label, binaries in builds:
+                        view = mounts[label].mountpoint if where == "latfs" else backing
+                        inst = L.Instance(binaries["get-messages"], "get-messages", mb, view,
+                                          work / f"{label}-{where}-{count}.log")
+                        instances[label] = inst
+                        inst.invoke(L.get_event(ds.ids[len(ds.ids) // 3]), args.timeout)
+                        inst.invoke(events[0][1], args.timeout)
+                    stats = {label: mounts[label].stats for label in instances} if where == "latfs" else None
+                    raw = interleave(instances, stats, events, rounds, args.timeout)
+                finally:
+                    for inst in instances.values():
+                        inst.close()
+                res[where] = {label: {key: summary(rec) for key, rec in per.items()}
+                              for label, per in raw.items()}
+                for label, per in raw.items():
+                    allms = [x for rec in per.values() for x in rec["ms"]]
+                    allcpu = [x for rec in per.values() for x in rec["cpu_ms"]]
+                    res[where][label]["all"] = {"n": len(allms), "p50": pct(allms, 50),
+                                                "p99": pct(allms, 99),
+                                                "cpu_ms_mean": statistics.mean(allcpu)}
+                    log(f"{count:,} {where} {mb} MB {label}: all pages p50 {fmt(pct(allms, 50))} ms, "
+                        f"p99 {fmt(pct(allms, 99))} ms, CPU mean {fmt(statistics.mean(allcpu))} ms")
+            result["sizes"][str(count)] = res
+            args.json.write_text(json.dumps(result, indent=1))
+        wipe(backing)
+    finally:
+        busy.stop()
+        for m in mounts.values():
+            m.stop()
+        L.remove_all_groups()
+        shutil.rmtree(work, ignore_errors=True)
+        result["cpu_busy_during"] = busy.summary()
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result, indent=1))
+    log(f"written {args.json}")
+
+
+if __name__ == "__main__":
+    main()
