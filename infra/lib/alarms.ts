@@ -26,27 +26,37 @@ export const API_LATENCY_P99_THRESHOLD_MS = 2000;
 /** @default storage alarm threshold, GiB (context `storageAlarmGiB`). */
 export const DEFAULT_STORAGE_ALARM_GIB = 10;
 
-/** One EMF metric of one function (dimension set [["Function"]]). */
-export function emfMetric(binaryName: string, metricName: string, props: Partial<cw.MetricProps> = {}): cw.Metric {
+/**
+ * Whose EMF metrics: the deployment (the functions' `DEPLOYMENT`, the app's stack prefix) and the
+ * function (its binary). Both are dimensions of every metric the functions write
+ * (shared/src/metrics.rs), so two deployments in one account and region never read each other's.
+ */
+export interface EmfSource {
+  readonly deployment: string;
+  readonly binaryName: string;
+}
+
+/** One EMF metric of one function of one deployment (dimension set [["Deployment", "Function"]]). */
+export function emfMetric(source: EmfSource, metricName: string, props: Partial<cw.MetricProps> = {}): cw.Metric {
   return new cw.Metric({
     statistic: cw.Stats.SUM,
     period: Duration.minutes(5),
     ...props,
     namespace: EMF_NAMESPACE,
     metricName,
-    dimensionsMap: { Function: binaryName },
+    dimensionsMap: { Deployment: source.deployment, Function: source.binaryName },
   });
 }
 
 /** 503 + 507 answers of one function, from its EMF metrics (a missing metric counts as 0). */
-export function storageErrors(binaryName: string, period: Duration = Duration.minutes(5)): cw.MathExpression {
+export function storageErrors(source: EmfSource, period: Duration = Duration.minutes(5)): cw.MathExpression {
   return new cw.MathExpression({
     expression: 'FILL(unavailable, 0) + FILL(full, 0)',
     usingMetrics: {
-      unavailable: emfMetric(binaryName, STORAGE_ERROR_METRICS[0], { period }),
-      full: emfMetric(binaryName, STORAGE_ERROR_METRICS[1], { period }),
+      unavailable: emfMetric(source, STORAGE_ERROR_METRICS[0], { period }),
+      full: emfMetric(source, STORAGE_ERROR_METRICS[1], { period }),
     },
-    label: `${binaryName} storage errors (503 + 507)`,
+    label: `${source.binaryName} storage errors (503 + 507)`,
     period,
   });
 }
@@ -125,6 +135,8 @@ export function parseAlarmEmail(raw: string | undefined): string | undefined {
 export interface FunctionAlarmsProps {
   /** The binary name: the EMF `Function` dimension. */
   readonly binaryName: string;
+  /** The deployment: the EMF `Deployment` dimension. */
+  readonly deployment: string;
   readonly function: lambda.IFunction;
   readonly alias: lambda.Alias;
   readonly timeout: Duration;
@@ -189,10 +201,11 @@ export class FunctionAlarms extends Construct {
     });
     this.storageErrors = new cw.Alarm(this, 'StorageErrors', {
       alarmDescription:
-        `${name}: answered 503 storage_unavailable or 507 storage_full (EMF metrics ${STORAGE_ERROR_METRICS.join(' + ')}). ` +
+        `${name}: answered 503 storage_unavailable or 507 storage_full (EMF metrics ${STORAGE_ERROR_METRICS.join(' + ')}, ` +
+        `Deployment=${props.deployment}, Function=${name}). ` +
         "Look first at the dashboard's EFS widgets (StorageBytes for 507; ClientConnections, PercentIOLimit and " +
         `throughput for 503), then at the storage error lines in the ${logs}.`,
-      metric: storageErrors(name),
+      metric: storageErrors({ deployment: props.deployment, binaryName: name }),
       threshold: 1,
       comparisonOperator: cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
       evaluationPeriods: 1,

@@ -186,6 +186,7 @@ export function buildMessagesApp(app: App, settings: MessagesAppSettings = readS
     return name;
   };
   const base = new BaseStack(app, `${settings.stackPrefix}-base`, {
+    deploymentName: settings.stackPrefix,
     description: 'Messages API: VPC (no NAT), encrypted EFS + access point, HTTP API stage and access logs',
     removalPolicy: settings.removalPolicy,
     throttleRateLimit: settings.throttleRateLimit,
@@ -208,6 +209,7 @@ export function buildMessagesApp(app: App, settings: MessagesAppSettings = readS
     const stack = new FunctionStack(app, `${settings.stackPrefix}-${fn.binaryName}`, {
       description: `Messages API: the ${fn.binaryName} Lambda function and its routes`,
       base,
+      deploymentName: settings.stackPrefix,
       fn,
       manifestPath: workspace.manifestPath,
       reservedConcurrency: settings.reservedConcurrency,

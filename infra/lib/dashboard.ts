@@ -3,7 +3,7 @@ import * as apigwv2 from 'aws-cdk-lib/aws-apigatewayv2';
 import * as cw from 'aws-cdk-lib/aws-cloudwatch';
 import * as efs from 'aws-cdk-lib/aws-efs';
 import { Construct } from 'constructs';
-import { apiMetric, efsMetric, efsThroughputPercent, emfMetric, storageErrors } from './alarms';
+import { apiMetric, efsMetric, efsThroughputPercent, EmfSource, emfMetric, storageErrors } from './alarms';
 
 /** A function on the dashboard: its binary (EMF `Function`) and Lambda names. */
 export interface DashboardFunction {
@@ -15,6 +15,8 @@ export interface DashboardFunction {
 
 export interface OperationsDashboardProps {
   readonly dashboardName: string;
+  /** The deployment: the EMF `Deployment` dimension of every EMF widget. */
+  readonly deployment: string;
   readonly functions: DashboardFunction[];
   readonly httpApi: apigwv2.IHttpApi;
   readonly stageName: string;
@@ -54,6 +56,8 @@ export class OperationsDashboard extends Construct {
     const perFunction = (title: string, build: (fn: DashboardFunction) => Partial<cw.GraphWidgetProps>): cw.IWidget[] =>
       fns.map((fn) => new cw.GraphWidget({ title: `${fn.binaryName}: ${title}`, width, height: 6, ...build(fn) }));
     const header = (markdown: string) => new cw.TextWidget({ markdown, width: FULL_WIDTH, height: 1 });
+    // This deployment's EMF metrics only: another deployment in the account writes the same names.
+    const emf = (fn: DashboardFunction): EmfSource => ({ deployment: props.deployment, binaryName: fn.binaryName });
 
     this.dashboard = new cw.Dashboard(this, 'Dashboard', {
       dashboardName: props.dashboardName,
@@ -82,8 +86,8 @@ export class OperationsDashboard extends Construct {
       ...perFunction('concurrency and init (cold starts)', (fn) => ({
         left: [lambdaMetric(fn.functionName, 'ConcurrentExecutions', cw.Stats.MAXIMUM, 'Concurrent executions (max)')],
         right: [
-          emfMetric(fn.binaryName, 'InitTime', { statistic: cw.Stats.MAXIMUM, label: 'InitTime max (ms)' }),
-          emfMetric(fn.binaryName, 'InitTime', { statistic: cw.Stats.SAMPLE_COUNT, label: 'Cold starts' }),
+          emfMetric(emf(fn), 'InitTime', { statistic: cw.Stats.MAXIMUM, label: 'InitTime max (ms)' }),
+          emfMetric(emf(fn), 'InitTime', { statistic: cw.Stats.SAMPLE_COUNT, label: 'Cold starts' }),
         ],
       })),
     );
@@ -152,26 +156,26 @@ export class OperationsDashboard extends Construct {
       }),
     );
 
-    this.dashboard.addWidgets(header('## Functions\' EMF metrics (namespace EfsMessages, dimension Function)'));
+    this.dashboard.addWidgets(header(`## Functions' EMF metrics (namespace EfsMessages, Deployment=${props.deployment}, dimension Function)`));
     this.dashboard.addWidgets(
       ...perFunction('StoreTime p50 / p99 (ms)', (fn) => ({
         left: [
-          emfMetric(fn.binaryName, 'StoreTime', { statistic: cw.Stats.p(50), label: 'p50' }),
-          emfMetric(fn.binaryName, 'StoreTime', { statistic: cw.Stats.p(99), label: 'p99' }),
+          emfMetric(emf(fn), 'StoreTime', { statistic: cw.Stats.p(50), label: 'p50' }),
+          emfMetric(emf(fn), 'StoreTime', { statistic: cw.Stats.p(99), label: 'p99' }),
         ],
       })),
     );
     this.dashboard.addWidgets(
       ...perFunction('messages and bytes', (fn) => ({
-        left: ['MessagesReturned', 'MessagesStored', 'MessagesDeleted'].map((m) => emfMetric(fn.binaryName, m, { label: m })),
-        right: ['BytesReturned', 'BytesStored'].map((m) => emfMetric(fn.binaryName, m, { label: m })),
+        left: ['MessagesReturned', 'MessagesStored', 'MessagesDeleted'].map((m) => emfMetric(emf(fn), m, { label: m })),
+        right: ['BytesReturned', 'BytesStored'].map((m) => emfMetric(emf(fn), m, { label: m })),
       })),
     );
     this.dashboard.addWidgets(
       ...perFunction('error responses', (fn) => ({
         left: [
-          emfMetric(fn.binaryName, 'Errors', { label: 'Errors (all error responses)' }),
-          storageErrors(fn.binaryName, PERIOD),
+          emfMetric(emf(fn), 'Errors', { label: 'Errors (all error responses)' }),
+          storageErrors(emf(fn), PERIOD),
         ],
       })),
     );

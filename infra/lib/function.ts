@@ -49,6 +49,8 @@ export function memoryOf(binaryName: string): number {
 }
 /** Default reserved concurrency per function (see README: EFS allows 25,000 connections). */
 export const DEFAULT_RESERVED_CONCURRENCY = 10;
+/** The environment variable that names the deployment in the functions' EMF metrics (shared/src/metrics.rs). */
+export const DEPLOYMENT_ENV = 'DEPLOYMENT';
 /** The alias the routes invoke; CodeDeploy moves it from version to version. */
 export const LIVE_ALIAS = 'live';
 
@@ -112,6 +114,11 @@ export interface MessageFunctionProps {
   readonly access?: ApiAccess;
   /** The Lambda function's name (the dashboard in the base stack finds it by name). */
   readonly functionName: string;
+  /**
+   * The deployment's name (the app's stack prefix): `DEPLOYMENT` in the function's environment,
+   * which the functions write as the `Deployment` dimension of every EMF metric.
+   */
+  readonly deploymentName: string;
   /** `MESSAGE_RETENTION_DAYS`. @default DEFAULT_MESSAGE_RETENTION_DAYS */
   readonly retentionDays?: number;
   /** The stage the routes' throttles are set on. */
@@ -203,6 +210,9 @@ export class MessageFunction extends Construct {
         MAX_MESSAGE_BYTES: String(MAX_MESSAGE_BYTES),
         // All three: every reader hides what retention removed, and the delete function reclaims it.
         MESSAGE_RETENTION_DAYS: String(props.retentionDays ?? DEFAULT_MESSAGE_RETENTION_DAYS),
+        // The EMF `Deployment` dimension (shared/src/metrics.rs): this deployment's alarms and
+        // dashboard read only its own functions' metrics, whatever else runs in the account.
+        [DEPLOYMENT_ENV]: props.deploymentName,
       },
       vpc: storage.vpc,
       vpcSubnets: storage.subnets,

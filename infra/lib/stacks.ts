@@ -13,6 +13,8 @@ import { MessageStorage } from './storage';
 import { Route, WorkspaceFunction } from './workspace';
 
 export interface BaseStackProps extends StackProps {
+  /** The deployment's name (the stack prefix): the EMF `Deployment` dimension the dashboard reads. */
+  readonly deploymentName: string;
   /** The HTTP API's name. @default '<stack name without -base>-api' */
   readonly apiName?: string;
   /**
@@ -98,6 +100,7 @@ export class BaseStack extends Stack {
     });
     this.dashboard = new OperationsDashboard(this, 'Dashboard', {
       dashboardName: `${prefix}-operations`,
+      deployment: props.deploymentName,
       functions: props.functions,
       httpApi: this.api.httpApi,
       stageName: this.api.stage.stageName,
@@ -118,6 +121,8 @@ export class BaseStack extends Stack {
 
 export interface FunctionStackProps extends StackProps {
   readonly base: BaseStack;
+  /** The deployment's name (the stack prefix): the function's `DEPLOYMENT`, its EMF `Deployment` dimension. */
+  readonly deploymentName: string;
   readonly fn: WorkspaceFunction;
   readonly manifestPath: string;
   /** @default DEFAULT_RESERVED_CONCURRENCY; `undefined` reserves nothing. */
@@ -161,6 +166,7 @@ export class FunctionStack extends Stack {
       removalPolicy: props.removalPolicy,
       access: props.access,
       functionName: props.functionName,
+      deploymentName: props.deploymentName,
       retentionDays: props.retentionDays,
       stageName: props.base.api.stage.stageName,
       routeThrottles: props.routeThrottles,
@@ -169,6 +175,7 @@ export class FunctionStack extends Stack {
     const reserved = 'reservedConcurrency' in props ? props.reservedConcurrency : DEFAULT_RESERVED_CONCURRENCY;
     this.alarms = new FunctionAlarms(this, 'Alarms', {
       binaryName: props.fn.binaryName,
+      deployment: props.deploymentName,
       function: fn.function,
       alias: fn.alias,
       timeout: FUNCTION_TIMEOUT,

@@ -80,6 +80,8 @@ describe('function stacks', () => {
         MESSAGES_DIR: '/mnt/msg',
         MAX_MESSAGE_BYTES: '262144',
         MESSAGE_RETENTION_DAYS: '30',
+        // The EMF Deployment dimension: the stack prefix.
+        DEPLOYMENT: 'EfsMessages',
       });
       expect(fn.Properties.Environment.Variables).not.toHaveProperty('LOCAL_CREATE_MESSAGES_DIR');
       expect(fn.Properties.FileSystemConfigs).toHaveLength(1);

@@ -1,5 +1,5 @@
 import { Template } from 'aws-cdk-lib/assertions';
-import { asList, BASE_STACK, FUNCTION_NAMES, functionStackName, renderJoin, resourcesOfType, synth } from './helpers';
+import { ACCESS_CONTEXT, asList, BASE_STACK, FUNCTION_NAMES, functionStackName, renderJoin, resourcesOfType, synth } from './helpers';
 
 /** An `Fn::Join` of literals and intrinsics as one string (other intrinsics as placeholders). */
 const render = (value: any): string => renderJoin(value, false);
@@ -82,16 +82,13 @@ describe('operations: per-function alarms, safe deploys, platform alarms, dashbo
       );
       expect(inputs).toHaveLength(2);
       const metric = (id: string) => alarm.Metrics.find((m: any) => m.Id === id).MetricStat.Metric;
-      expect(metric('unavailable')).toEqual({
-        Namespace: 'EfsMessages',
-        MetricName: 'Error_storage_unavailable',
-        Dimensions: [{ Name: 'Function', Value: binary }],
-      });
-      expect(metric('full')).toEqual({
-        Namespace: 'EfsMessages',
-        MetricName: 'Error_storage_full',
-        Dimensions: [{ Name: 'Function', Value: binary }],
-      });
+      // This deployment's metrics only (the functions write [Deployment, Function]).
+      const dimensions = [
+        { Name: 'Deployment', Value: 'EfsMessages' },
+        { Name: 'Function', Value: binary },
+      ];
+      expect(metric('unavailable')).toEqual({ Namespace: 'EfsMessages', MetricName: 'Error_storage_unavailable', Dimensions: dimensions });
+      expect(metric('full')).toEqual({ Namespace: 'EfsMessages', MetricName: 'Error_storage_full', Dimensions: dimensions });
     });
 
     test('CodeDeploy: canary 10 % for 5 minutes on the live alias, rolled back by the alias error alarm', () => {
@@ -311,3 +308,75 @@ describe('operations settings from context', () => {
     expect(() => synth({ context })).toThrow(message);
   });
 });
+
+/** Every metric an alarm or a dashboard widget of a template reads, as [namespace, name, dimensions]. */
+function metricsRead(template: any): Array<{ where: string; namespace: string; name: string; dimensions: Record<string, unknown> }> {
+  const out: Array<{ where: string; namespace: string; name: string; dimensions: Record<string, unknown> }> = [];
+  const dims = (list: any[] | undefined) => Object.fromEntries((list ?? []).map((d: any) => [d.Name, d.Value]));
+  for (const [id, alarm] of resourcesOfType(template, 'AWS::CloudWatch::Alarm')) {
+    const p = alarm.Properties;
+    if (p.MetricName) {
+      out.push({ where: id, namespace: p.Namespace, name: p.MetricName, dimensions: dims(p.Dimensions) });
+    }
+    for (const m of p.Metrics ?? []) {
+      if (m.MetricStat) {
+        const metric = m.MetricStat.Metric;
+        out.push({ where: id, namespace: metric.Namespace, name: metric.MetricName, dimensions: dims(metric.Dimensions) });
+      }
+    }
+  }
+  for (const [id, dashboard] of resourcesOfType(template, 'AWS::CloudWatch::Dashboard')) {
+    const body = JSON.parse(render(dashboard.Properties.DashboardBody));
+    for (const widget of body.widgets.filter((w: any) => w.type === 'metric')) {
+      for (const row of widget.properties.metrics as any[][]) {
+        // [namespace, name, dim, value, ..., {options}] (math expressions are [{expression}]).
+        const plain = row.filter((x) => typeof x === 'string');
+        if (plain.length < 2) {
+          continue;
+        }
+        const [namespace, name, ...rest] = plain;
+        const dimensions: Record<string, unknown> = {};
+        for (let i = 0; i + 1 < rest.length; i += 2) {
+          dimensions[rest[i]] = rest[i + 1];
+        }
+        out.push({ where: `${id}: ${widget.properties.title}`, namespace, name, dimensions });
+      }
+    }
+  }
+  return out;
+}
+
+describe.each(Object.keys(ACCESS_CONTEXT) as Array<keyof typeof ACCESS_CONTEXT>)(
+  'access=%s: two deployments in one account and region never read each other\'s EMF metrics',
+  (mode) => {
+    const deployments = ['EfsMessages', 'Staging'].map((prefix) => ({
+      prefix,
+      templates: synth({ context: { ...ACCESS_CONTEXT[mode], stackPrefix: prefix } }).templates,
+    }));
+
+    test.each(['EfsMessages', 'Staging'])('%s: every function sets DEPLOYMENT to the deployment\'s name', (prefix) => {
+      const { templates } = deployments.find((d) => d.prefix === prefix)!;
+      for (const binary of FUNCTION_NAMES) {
+        const [[, fn]] = resourcesOfType(templates[`${prefix}-${binary}`], 'AWS::Lambda::Function');
+        expect(fn.Properties.Environment.Variables.DEPLOYMENT).toBe(prefix);
+      }
+    });
+
+    test('every alarm and dashboard widget that reads an EMF metric selects its own Deployment and one Function', () => {
+      const series = deployments.map(({ prefix, templates }) => {
+        const emf = Object.values(templates).flatMap((t) => metricsRead(t)).filter((m) => m.namespace === 'EfsMessages');
+        // The storage-error alarms (3) and the dashboard's EMF widgets, at least.
+        expect(emf.length).toBeGreaterThan(20);
+        for (const metric of emf) {
+          // Exactly the dimension sets the functions write: [Deployment, Function] (shared/src/metrics.rs).
+          expect([metric.where, Object.keys(metric.dimensions).sort()]).toEqual([metric.where, ['Deployment', 'Function']]);
+          expect([metric.where, metric.dimensions.Deployment]).toEqual([metric.where, prefix]);
+          expect(FUNCTION_NAMES).toContain(metric.dimensions.Function);
+        }
+        return new Set(emf.map((m) => JSON.stringify([m.name, m.dimensions])));
+      });
+      // No series is read by both deployments.
+      expect([...series[0]].filter((s) => series[1].has(s))).toEqual([]);
+    });
+  },
+);

@@ -6,16 +6,18 @@
 //! The alarms and the dashboard in `infra/` are built on exactly this shape, so it is a
 //! contract:
 //!
-//! * namespace `EfsMessages`; dimension sets `[Function, Operation]` and `[Function]`, where
-//!   `Function` is the binary (`get-messages`, `post-message`, `delete-messages`) and `Operation`
-//!   an [`Operation`] name;
+//! * namespace `EfsMessages`; dimension sets `[Deployment, Function, Operation]` and
+//!   `[Deployment, Function]`, where `Deployment` names the deployment (`DEPLOYMENT` in the
+//!   environment, the CDK app's stack prefix; `local` when unset), so that two deployments in one
+//!   account and region never mix their metrics, `Function` is the binary (`get-messages`,
+//!   `post-message`, `delete-messages`) and `Operation` an [`Operation`] name;
 //! * `StoreTime` (Milliseconds) spent in store calls; `MessagesReturned`, `MessagesStored`,
 //!   `MessagesDeleted` (Count); `BytesReturned`, `BytesStored` (Bytes) of message bodies;
 //!   `MessagesSkipped` (Count) of stored files a page passed over because they do not decode;
 //!   `Errors` (Count, 0 or 1, always present) and `Error_<code>` (Count, 1, only when that error
 //!   happened); a metric that was not measured is absent, not zero;
 //! * the first document of an instance also carries `InitTime` (Milliseconds), with the
-//!   `[Function]` dimension set only: how old the process was when its state was ready (from
+//!   `[Deployment, Function]` dimension set only: how old the process was when its state was ready (from
 //!   the kernel's record of the process start, so it includes loading the binary; 10 ms
 //!   resolution).
 //!
@@ -173,17 +175,18 @@ impl Metrics {
         }
         let mut directives = vec![json!({
             "Namespace": NAMESPACE,
-            "Dimensions": [["Function", "Operation"], ["Function"]],
+            "Dimensions": [["Deployment", "Function", "Operation"], ["Deployment", "Function"]],
             "Metrics": metrics,
         })];
         if let Some(init) = init {
             directives.push(json!({
                 "Namespace": NAMESPACE,
-                "Dimensions": [["Function"]],
+                "Dimensions": [["Deployment", "Function"]],
                 "Metrics": [{ "Name": "InitTime", "Unit": "Milliseconds" }],
             }));
             values.insert("InitTime".into(), json!(millis(init)));
         }
+        values.insert("Deployment".into(), json!(deployment()));
         values.insert("Function".into(), json!(self.function));
         values.insert("Operation".into(), json!(self.operation.name()));
         values.insert(
@@ -192,6 +195,27 @@ impl Metrics {
         );
         Value::Object(values)
     }
+}
+
+/// The environment variable that names the deployment in every document's `Deployment`.
+pub const DEPLOYMENT_VAR: &str = "DEPLOYMENT";
+
+/// The deployment this instance belongs to: `DEPLOYMENT`, or `local` when unset or not a short
+/// plain name (it becomes a CloudWatch dimension value).
+fn deployment() -> &'static str {
+    static NAME: OnceLock<String> = OnceLock::new();
+    NAME.get_or_init(|| {
+        std::env::var(DEPLOYMENT_VAR)
+            .ok()
+            .filter(|name| {
+                !name.is_empty()
+                    && name.len() <= 128
+                    && name
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            })
+            .unwrap_or_else(|| "local".to_owned())
+    })
 }
 
 /// Marks this process as a function instance whose state is ready: from now on documents go to
@@ -322,7 +346,10 @@ mod tests {
         assert_eq!(directives[0]["Namespace"], "EfsMessages");
         assert_eq!(
             directives[0]["Dimensions"],
-            json!([["Function", "Operation"], ["Function"]])
+            json!([
+                ["Deployment", "Function", "Operation"],
+                ["Deployment", "Function"]
+            ])
         );
         assert_eq!(
             directives[0]["Metrics"],
@@ -332,6 +359,10 @@ mod tests {
                 { "Name": "BytesStored", "Unit": "Bytes" },
                 { "Name": "Errors", "Unit": "Count" },
             ])
+        );
+        assert_eq!(
+            doc["Deployment"], "local",
+            "no DEPLOYMENT in the tests' environment"
         );
         assert_eq!(doc["Function"], "post-message");
         assert_eq!(doc["Operation"], "publish");
@@ -350,7 +381,10 @@ mod tests {
         let doc = metrics.document(Some("not_found"), 0, Some(Duration::from_millis(25)));
         let directives = doc["_aws"]["CloudWatchMetrics"].as_array().unwrap();
         assert_eq!(directives.len(), 2);
-        assert_eq!(directives[1]["Dimensions"], json!([["Function"]]));
+        assert_eq!(
+            directives[1]["Dimensions"],
+            json!([["Deployment", "Function"]])
+        );
         assert_eq!(
             directives[1]["Metrics"],
             json!([{ "Name": "InitTime", "Unit": "Milliseconds" }])

@@ -209,7 +209,7 @@ pub fn emf_documents(capture: &shared::metrics::Capture) -> Vec<Value> {
             }
             for key in doc.as_object().expect("an object").keys() {
                 assert!(
-                    ["_aws", "Function", "Operation"].contains(&key.as_str())
+                    ["_aws", "Deployment", "Function", "Operation"].contains(&key.as_str())
                         || declared.contains(key),
                     "{key} is not declared in {doc}"
                 );
@@ -255,9 +255,13 @@ pub fn assert_one_emf(
     assert_eq!(directives[0]["Namespace"], "EfsMessages");
     assert_eq!(
         directives[0]["Dimensions"],
-        json!([["Function", "Operation"], ["Function"]])
+        json!([
+            ["Deployment", "Function", "Operation"],
+            ["Deployment", "Function"]
+        ])
     );
     assert!(doc["_aws"]["Timestamp"].is_u64(), "{doc}");
+    assert!(doc["Deployment"].is_string(), "{doc}");
     assert_eq!(doc["Function"], function);
     assert_eq!(doc["Operation"], operation);
     let expected: Vec<(String, String)> = metrics
