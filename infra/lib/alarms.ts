@@ -178,7 +178,7 @@ export class FunctionAlarms extends Construct {
     this.throttles = new cw.Alarm(this, 'Throttles', {
       alarmDescription:
         `${name}: requests were refused (429/5xx) because the function hit its concurrency limit` +
-        `${props.reservedConcurrency !== undefined ? ` (reserved concurrency ${props.reservedConcurrency})` : ''}. ` +
+        `${props.reservedConcurrency !== undefined ? ` (reserved concurrency ${props.reservedConcurrency})` : " (no reservation: the account's unreserved concurrency)"}. ` +
         "Look first at the dashboard's concurrency and API request widgets: raise -c reservedConcurrency only " +
         "if the traffic is legitimate; otherwise lower the busy routes' throttles (-c getRateLimit, postRateLimit, deleteRateLimit).",
       metric: props.function.metricThrottles({ period: Duration.minutes(5), statistic: cw.Stats.SUM }),
@@ -306,7 +306,7 @@ export class PlatformAlarms extends Construct {
         alarmDescription:
           `EFS: more than ${EFS_CONNECTION_LIMIT * LIMIT_ALARM_FRACTION} client connections, 80 % of the ${EFS_CONNECTION_LIMIT} ` +
           'per file system. Each function instance holds one. Look first at the functions\' concurrency ' +
-          '(reserved concurrency caps it) and at other clients mounting this file system.',
+          '(the routes\' throttles bound it; -c reservedConcurrency caps it) and at other clients mounting this file system.',
         metric: efsMetric(fileSystem, 'ClientConnections', cw.Stats.SUM, { period: Duration.minutes(1) }),
         threshold: EFS_CONNECTION_LIMIT * LIMIT_ALARM_FRACTION,
         comparisonOperator: cw.ComparisonOperator.GREATER_THAN_THRESHOLD,

@@ -6,7 +6,7 @@ import { DEFAULT_STORAGE_ALARM_GIB, parseAlarmEmail } from './alarms';
 import { DEFAULT_ROUTE_THROTTLES, DEFAULT_STAGE_THROTTLE, RouteThrottles, THROTTLED_METHODS, ThrottleLimit } from './api';
 import { parseMonthlyBudget } from './budget';
 import { DeploymentStyle, parseDeploymentStyle } from './deployment';
-import { DEFAULT_MESSAGE_RETENTION_DAYS, DEFAULT_RESERVED_CONCURRENCY, FUNCTION_TIMEOUT, MAX_MESSAGE_RETENTION_DAYS } from './function';
+import { DEFAULT_MESSAGE_RETENTION_DAYS, FUNCTION_TIMEOUT, MAX_MESSAGE_RETENTION_DAYS, MIN_RESERVED_CONCURRENCY } from './function';
 import { addGitHubDeployRole } from './github-deploy-role';
 import { BaseStack, FunctionStack } from './stacks';
 import { DEFAULT_WORKSPACE_ROOT, loadWorkspace, Workspace } from './workspace';
@@ -19,7 +19,7 @@ export interface MessagesAppSettings {
   readonly stackPrefix: string;
   /** Context `removalPolicy`: `destroy` (default) or `retain`. */
   readonly removalPolicy: RemovalPolicy;
-  /** Context `reservedConcurrency`: a number (default 10) or `none`. */
+  /** Context `reservedConcurrency`: a whole number of at least 1, or `none` (the default). */
   readonly reservedConcurrency: number | undefined;
   /**
    * Context `throttleRateLimit` (default 50) and `throttleBurstLimit` (default 100): the stage's
@@ -138,6 +138,21 @@ export function applySkipBundling(app: App): boolean {
   return true;
 }
 
+/**
+ * Context `reservedConcurrency`: `none` (the default: nothing reserved, so a new account with a
+ * low concurrency quota can deploy) or a whole number of at least 1 (0 would refuse every request).
+ */
+export function parseReservedConcurrency(raw: string | undefined): number | undefined {
+  if (raw === undefined || raw.trim().toLowerCase() === 'none') {
+    return undefined;
+  }
+  const value = Number(raw.trim());
+  if (raw.trim() === '' || !Number.isInteger(value) || value < MIN_RESERVED_CONCURRENCY) {
+    throw new Error(`context 'reservedConcurrency' must be 'none' or a whole number of at least ${MIN_RESERVED_CONCURRENCY}, got '${raw}'`);
+  }
+  return value;
+}
+
 /** Reads the app's settings from context, with the documented defaults. */
 export function readSettings(app: App): MessagesAppSettings {
   const removal = (contextString(app, 'removalPolicy') ?? 'destroy').toLowerCase();
@@ -154,8 +169,7 @@ export function readSettings(app: App): MessagesAppSettings {
     workspaceRoot: contextString(app, 'workspaceRoot') ?? DEFAULT_WORKSPACE_ROOT,
     stackPrefix: contextString(app, 'stackPrefix') ?? 'EfsMessages',
     removalPolicy: removal === 'retain' ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY,
-    reservedConcurrency:
-      reserved === 'none' ? undefined : contextNumber(app, 'reservedConcurrency', DEFAULT_RESERVED_CONCURRENCY),
+    reservedConcurrency: parseReservedConcurrency(reserved),
     throttleRateLimit: throttles.stage.rateLimit,
     throttleBurstLimit: throttles.stage.burstLimit,
     routeThrottles: throttles.routes,

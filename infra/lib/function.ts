@@ -47,8 +47,15 @@ export const DEFAULT_FUNCTION_MEMORY_MB = 128;
 export function memoryOf(binaryName: string): number {
   return FUNCTION_MEMORY_MB[binaryName] ?? DEFAULT_FUNCTION_MEMORY_MB;
 }
-/** Default reserved concurrency per function (see README: EFS allows 25,000 connections). */
-export const DEFAULT_RESERVED_CONCURRENCY = 10;
+/**
+ * Reserved concurrency is opt-in (context `reservedConcurrency`, a whole number of at least 1): by
+ * default nothing is reserved. Lambda refuses any reservation that would leave the account fewer
+ * than its minimum unreserved concurrency (100 on most accounts), and new accounts may have a total
+ * quota of only 10, so a default reservation would fail the first deploy there. Cost is bounded
+ * without it: every route has its own throttle, so a function runs at most (its routes' rate
+ * limits) × FUNCTION_TIMEOUT instances (README, "The most a stranger can cost per month").
+ */
+export const MIN_RESERVED_CONCURRENCY = 1;
 /** The environment variable that names the deployment in the functions' EMF metrics (shared/src/metrics.rs). */
 export const DEPLOYMENT_ENV = 'DEPLOYMENT';
 /** The alias the routes invoke; CodeDeploy moves it from version to version. */
@@ -102,8 +109,9 @@ export interface MessageFunctionProps {
   readonly manifestPath: string;
   /**
    * Reserved concurrency: caps this function's share of the account's concurrency (and so its
-   * cost and its EFS connections) and guarantees it that share. `undefined` reserves nothing.
-   * @default DEFAULT_RESERVED_CONCURRENCY
+   * cost and its EFS connections) and guarantees it that share. At least 1 (0 would throttle every
+   * request).
+   * @default none: the function uses the account's unreserved concurrency (see MIN_RESERVED_CONCURRENCY)
    */
   readonly reservedConcurrency?: number;
   /** @default ONE_WEEK */
@@ -144,6 +152,9 @@ export class MessageFunction extends Construct {
   constructor(scope: Construct, id: string, props: MessageFunctionProps) {
     super(scope, id);
     const { storage, fn } = props;
+    if (props.reservedConcurrency !== undefined && !(Number.isInteger(props.reservedConcurrency) && props.reservedConcurrency >= MIN_RESERVED_CONCURRENCY)) {
+      throw new Error(`reserved concurrency must be a whole number of at least ${MIN_RESERVED_CONCURRENCY}, got ${props.reservedConcurrency}`);
+    }
 
     this.logGroup = new logs.LogGroup(this, 'LogGroup', {
       // Cost: logs are billed per GB-month stored; a week is enough to debug a demo.
@@ -197,8 +208,8 @@ export class MessageFunction extends Construct {
       description: `${fn.binaryName}: ${fn.routes.map((r) => `${r.method} ${r.path}`).join(', ')}`,
       memorySize: memoryOf(fn.binaryName),
       timeout: FUNCTION_TIMEOUT,
-      reservedConcurrentExecutions:
-        'reservedConcurrency' in props ? props.reservedConcurrency : DEFAULT_RESERVED_CONCURRENCY,
+      // Cost: opt-in (see MIN_RESERVED_CONCURRENCY); the routes' throttles bound it either way.
+      reservedConcurrentExecutions: props.reservedConcurrency,
       role: this.role,
       logGroup: this.logGroup,
       // JSON logs: Lambda sets AWS_LAMBDA_LOG_FORMAT=JSON and AWS_LAMBDA_LOG_LEVEL=INFO.

@@ -7,7 +7,7 @@ import { MessagesApi, RouteThrottles } from './api';
 import { SpendBudget } from './budget';
 import { DashboardFunction, OperationsDashboard } from './dashboard';
 import { DeploymentStyle, SafeDeployment } from './deployment';
-import { DEFAULT_RESERVED_CONCURRENCY, FUNCTION_TIMEOUT, MessageFunction } from './function';
+import { FUNCTION_TIMEOUT, MessageFunction } from './function';
 import { deletesEverything, ReclaimSchedule } from './reclaim';
 import { MessageStorage } from './storage';
 import { Route, WorkspaceFunction } from './workspace';
@@ -125,7 +125,7 @@ export interface FunctionStackProps extends StackProps {
   readonly deploymentName: string;
   readonly fn: WorkspaceFunction;
   readonly manifestPath: string;
-  /** @default DEFAULT_RESERVED_CONCURRENCY; `undefined` reserves nothing. */
+  /** At least 1. @default none (see MIN_RESERVED_CONCURRENCY) */
   readonly reservedConcurrency?: number;
   /** @default ONE_WEEK */
   readonly logRetention?: logs.RetentionDays;
@@ -161,7 +161,7 @@ export class FunctionStack extends Stack {
       httpApi: props.base.api.httpApi,
       fn: props.fn,
       manifestPath: props.manifestPath,
-      ...('reservedConcurrency' in props ? { reservedConcurrency: props.reservedConcurrency } : {}),
+      reservedConcurrency: props.reservedConcurrency,
       logRetention: props.logRetention,
       removalPolicy: props.removalPolicy,
       access: props.access,
@@ -172,7 +172,6 @@ export class FunctionStack extends Stack {
       routeThrottles: props.routeThrottles,
     });
     const fn = this.messageFunction;
-    const reserved = 'reservedConcurrency' in props ? props.reservedConcurrency : DEFAULT_RESERVED_CONCURRENCY;
     this.alarms = new FunctionAlarms(this, 'Alarms', {
       binaryName: props.fn.binaryName,
       deployment: props.deploymentName,
@@ -180,7 +179,7 @@ export class FunctionStack extends Stack {
       alias: fn.alias,
       timeout: FUNCTION_TIMEOUT,
       topic: props.base.alarmTopic.topic,
-      reservedConcurrency: reserved,
+      reservedConcurrency: props.reservedConcurrency,
       logGroupName: fn.logGroup.logGroupName,
     });
     this.deployment = new SafeDeployment(this, 'Deployment', {

@@ -42,6 +42,16 @@ describe.each(MODES)('access=%s: retention, route throttles, the caller in the a
   const { templates } = synth({ context: ACCESS_CONTEXT[mode] });
   const base = templates[BASE_STACK];
 
+  test('no reserved concurrency by default: each function\'s concurrency is bounded by its routes\' throttles instead', () => {
+    for (const binary of FUNCTION_NAMES) {
+      const fn = messageFunction(templates[functionStackName(binary)]);
+      expect(fn.Properties.FunctionName).toBe(functionStackName(binary));
+      expect(fn.Properties).not.toHaveProperty('ReservedConcurrentExecutions');
+      // Each of its routes has a throttle of its own (the test above checks their values).
+      expect(resourcesOfType(templates[functionStackName(binary)], 'Custom::RouteThrottle').length).toBeGreaterThan(0);
+    }
+  });
+
   test('MESSAGE_RETENTION_DAYS is 30 in all three functions by default', () => {
     for (const binary of FUNCTION_NAMES) {
       expect(messageFunction(templates[functionStackName(binary)]).Properties.Environment.Variables.MESSAGE_RETENTION_DAYS).toBe('30');
@@ -268,6 +278,7 @@ describe('cost guards: invalid settings are rejected at synth', () => {
     [{ getBurstLimit: '101' }, /'getBurstLimit' must be a whole number from 1 to 100/],
     [{ throttleRateLimit: '20', postRateLimit: '21' }, /'postRateLimit' must be a whole number from 1 to 20/],
     [{ throttleRateLimit: '0' }, /'throttleRateLimit' must be a whole number from 1/],
+    [{ reservedConcurrency: '0' }, /'reservedConcurrency' must be 'none' or a whole number of at least 1/],
     [{ throttleBurstLimit: '-3' }, /'throttleBurstLimit' must be a whole number from 1/],
     [{ monthlyBudgetUsd: '0' }, /'monthlyBudgetUsd' must be a positive amount/],
     [{ monthlyBudgetUsd: '-5' }, /'monthlyBudgetUsd'/],

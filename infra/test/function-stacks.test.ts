@@ -113,8 +113,8 @@ describe('function stacks', () => {
       });
     });
 
-    test('reserved concurrency 10 by default', () => {
-      t.hasResourceProperties('AWS::Lambda::Function', { ReservedConcurrentExecutions: 10 });
+    test('no reserved concurrency by default (any reservation fails on an account with a low quota)', () => {
+      t.hasResourceProperties('AWS::Lambda::Function', { FunctionName: functionStackName(binary), ReservedConcurrentExecutions: Match.absent() });
     });
 
     test('its own role: no managed policies, logs to its own group only', () => {
@@ -344,16 +344,29 @@ function isCloudWatchKeyUse(json: any, statement: any): boolean {
 }
 
 describe('function settings from context', () => {
-  test('reservedConcurrency is configurable, and `none` reserves nothing', () => {
+  test('reservedConcurrency is opt-in: a whole number of at least 1 reserves it, `none` reserves nothing', () => {
+    const one = synth({ context: { reservedConcurrency: '1' } });
     const five = synth({ context: { reservedConcurrency: '5' } });
     const none = synth({ context: { reservedConcurrency: 'none' } });
     for (const binary of FUNCTION_NAMES) {
+      Template.fromJSON(one.templates[functionStackName(binary)]).hasResourceProperties('AWS::Lambda::Function', {
+        FunctionName: functionStackName(binary),
+        ReservedConcurrentExecutions: 1,
+      });
       Template.fromJSON(five.templates[functionStackName(binary)]).hasResourceProperties('AWS::Lambda::Function', {
+        FunctionName: functionStackName(binary),
         ReservedConcurrentExecutions: 5,
       });
       Template.fromJSON(none.templates[functionStackName(binary)]).hasResourceProperties('AWS::Lambda::Function', {
+        FunctionName: functionStackName(binary),
         ReservedConcurrentExecutions: Match.absent(),
       });
     }
+  });
+
+  test.each(['0', '-1', '1.5', 'lots', ''])('reservedConcurrency=%j is rejected (0 would refuse every request)', (value) => {
+    expect(() => synth({ context: { reservedConcurrency: value } })).toThrow(
+      /context 'reservedConcurrency' must be 'none' or a whole number of at least 1/,
+    );
   });
 });
