@@ -16,11 +16,12 @@ fi
 
 # Every access mode (issue 10): the default (iam), jwt (with an example issuer and audience) and
 # public. Each is synthesised (cdk-nag) and linted on its own. The public one also has the optional
-# cost budget (issue 16), so its AWS::Budgets::Budget and policies are linted too.
+# cost budget (issue 16), so its AWS::Budgets::Budget and policies are linted too, and the
+# GitHub deploy-role stack (issue 19).
 MODES=(
   "iam"
   "jwt -c jwtIssuer=https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_EXAMPLE -c jwtAudience=example-client-id"
-  "public -c monthlyBudgetUsd=20"
+  "public -c monthlyBudgetUsd=20 -c githubRepository=octo-org/octo-repo"
 )
 
 root="$(mktemp -d "${TMPDIR:-/tmp}/efs-messages-synth.XXXXXX")"
