@@ -149,6 +149,29 @@ export class AccessPolicies extends Construct {
   }
 }
 
+/**
+ * Makes a route's authorization complete in the template whatever the mode, so that switching
+ * modes can never leave a property of the previous mode on the route.
+ *
+ * CloudFormation's `AWS::ApiGatewayV2::Route` handler updates a route with API Gateway's
+ * UpdateRoute, which leaves any field it is not given unchanged: a property removed from the
+ * template stays on the route (aws-cloudformation/cloudformation-coverage-roadmap#2184, an
+ * authorizer that stays attached; aws/aws-cdk#20695; go-to-k/cdkd#1163, which found the same for
+ * AuthorizationScopes by probing the API). Going from `jwt` to `iam` or `public` would then keep
+ * the JWT scopes on a route whose type no longer allows them, and API Gateway refuses that:
+ * "Authorization Scopes are only valid for COGNITO_USER_POOLS and JWT authorization types"
+ * (the error quoted in aws/aws-cdk#27576). So:
+ *  - `AuthorizationType` is always explicit (`AWS_IAM`, `JWT`, or `NONE`, which CDK renders for a
+ *    route without an authorizer since aws/aws-cdk#14424); a non-JWT type detaches the authorizer;
+ *  - `AuthorizationScopes` is always explicit: the method's scope with `jwt`, an empty list
+ *    otherwise, which clears the previous mode's scopes (CDK drops an empty list, hence the override).
+ */
+export function pinRouteAuthorization(route: apigwv2.HttpRoute, access: ApiAccess): void {
+  if (access.mode !== 'jwt') {
+    (route.node.defaultChild as apigwv2.CfnRoute).addPropertyOverride('AuthorizationScopes', []);
+  }
+}
+
 /** How one route is authorized: the authorizer (none in `public` mode) and its scopes. */
 export interface RouteAuthorization {
   readonly authorizer?: apigwv2.IHttpRouteAuthorizer;

@@ -6,7 +6,7 @@ import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { RustFunction } from 'cargo-lambda-cdk';
 import { Construct } from 'constructs';
-import { ApiAccess, DEFAULT_ACCESS, RouteAuthorizers } from './access';
+import { ApiAccess, DEFAULT_ACCESS, pinRouteAuthorization, RouteAuthorizers } from './access';
 import { DEFAULT_ROUTE_THROTTLES, RouteThrottle, RouteThrottles, throttleClassOf } from './api';
 import { SdkCallProvider } from './sdk-call';
 import { ClientAction, MessageStorage, MOUNT_PATH } from './storage';
@@ -249,14 +249,15 @@ export class MessageFunction extends Construct {
     // Integrated with the alias, so the invoke permissions are the alias's too.
     const integration = new HttpLambdaIntegration('Integration', this.alias);
     for (const route of fn.routes) {
-      this.routes.push(
-        new apigwv2.HttpRoute(this, routeConstructId(route), {
-          httpApi: api,
-          routeKey: apigwv2.HttpRouteKey.with(route.path, route.method as apigwv2.HttpMethod),
-          integration,
-          ...authorizers.forRoute(route),
-        }),
-      );
+      const httpRoute = new apigwv2.HttpRoute(this, routeConstructId(route), {
+        httpApi: api,
+        routeKey: apigwv2.HttpRouteKey.with(route.path, route.method as apigwv2.HttpMethod),
+        integration,
+        ...authorizers.forRoute(route),
+      });
+      // Security: switching access modes must not leave the previous mode's scopes on the route.
+      pinRouteAuthorization(httpRoute, access);
+      this.routes.push(httpRoute);
     }
     // Each route's own throttle, set once the route exists and removed before it is. One at a
     // time: they all update the same stage.

@@ -26,13 +26,13 @@ describe('access=iam (the default): every route requires SigV4', () => {
   const base = templates[BASE_STACK];
   const [[apiId]] = resourcesOfType(base, 'AWS::ApiGatewayV2::Api');
 
-  test('all 8 routes have AuthorizationType AWS_IAM and no authorizer resource or scopes', () => {
+  test('all 8 routes have AuthorizationType AWS_IAM, no authorizer resource, and an explicitly empty list of scopes', () => {
     const routes = routesOf(templates);
     expect(routes).toHaveLength(CONTRACT_ROUTES.length);
     for (const [, route] of routes) {
       expect(route.Properties.AuthorizationType).toBe('AWS_IAM');
       expect(route.Properties.AuthorizerId).toBeUndefined();
-      expect(route.Properties.AuthorizationScopes).toBeUndefined();
+      expect(route.Properties.AuthorizationScopes).toEqual([]);
     }
     for (const json of Object.values(templates)) {
       expect(resourcesOfType(json, 'AWS::ApiGatewayV2::Authorizer')).toEqual([]);
@@ -125,11 +125,13 @@ describe('access=jwt: every route requires a JWT with the method\'s scope', () =
 describe('access=public: an explicit choice', () => {
   const { templates } = synth({ context: ACCESS_CONTEXT.public });
 
-  test('all 8 routes have AuthorizationType NONE; no authorizer, no policies', () => {
+  test('all 8 routes have AuthorizationType NONE and an explicitly empty list of scopes; no authorizer, no policies', () => {
     const routes = routesOf(templates);
     expect(routes).toHaveLength(CONTRACT_ROUTES.length);
     for (const [, route] of routes) {
       expect(route.Properties.AuthorizationType).toBe('NONE');
+      expect(route.Properties.AuthorizerId).toBeUndefined();
+      expect(route.Properties.AuthorizationScopes).toEqual([]);
     }
     for (const json of Object.values(templates)) {
       expect(resourcesOfType(json, 'AWS::ApiGatewayV2::Authorizer')).toEqual([]);
@@ -157,5 +159,42 @@ describe('access settings are validated at synth', () => {
   test('the mode is case-insensitive', () => {
     const { templates } = synth({ context: { access: 'PUBLIC' } });
     expect(routesOf(templates).every(([, r]) => r.Properties.AuthorizationType === 'NONE')).toBe(true);
+  });
+});
+
+describe('switching access modes leaves nothing of the previous mode on a route', () => {
+  // CloudFormation updates a route with UpdateRoute, which keeps any field the template no longer
+  // has (lib/access.ts, pinRouteAuthorization): every field one mode sets, every other mode must
+  // set too. The one exception is AuthorizerId, which a non-JWT AuthorizationType detaches.
+  const modes = Object.fromEntries(
+    (Object.keys(ACCESS_CONTEXT) as Array<keyof typeof ACCESS_CONTEXT>).map((mode) => [mode, synth({ context: ACCESS_CONTEXT[mode] }).templates]),
+  );
+  const routeProperties = (templates: Record<string, any>) =>
+    new Map(
+      FUNCTION_NAMES.flatMap((binary) =>
+        resourcesOfType(templates[functionStackName(binary)], 'AWS::ApiGatewayV2::Route').map(([id, r]) => [`${binary}/${id}`, r.Properties]),
+      ),
+    );
+
+  test.each([
+    ['jwt', 'iam'],
+    ['jwt', 'public'],
+    ['iam', 'jwt'],
+    ['iam', 'public'],
+    ['public', 'jwt'],
+    ['public', 'iam'],
+  ] as const)('%s -> %s: the same routes (same logical ids), each setting every field the old mode set', (from, to) => {
+    const before = routeProperties(modes[from]);
+    const after = routeProperties(modes[to]);
+    expect([...after.keys()].sort()).toEqual([...before.keys()].sort());
+    expect(after.size).toBe(CONTRACT_ROUTES.length);
+    for (const [id, old] of before) {
+      const next = after.get(id);
+      const dropped = Object.keys(old).filter((key) => !(key in next) && !(key === 'AuthorizerId' && next.AuthorizationType !== 'JWT'));
+      expect([id, dropped]).toEqual([id, []]);
+      expect(next.AuthorizationType).toEqual(expect.any(String));
+      // Scopes only where JWT allows them; an empty list elsewhere clears what jwt set.
+      expect([id, next.AuthorizationScopes.length > 0]).toEqual([id, to === 'jwt']);
+    }
   });
 });
