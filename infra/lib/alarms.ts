@@ -1,4 +1,5 @@
-import { Aws, Duration, RemovalPolicy } from 'aws-cdk-lib';
+import { createHash } from 'node:crypto';
+import { Aws, CfnResource, Duration, Lazy, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import * as apigwv2 from 'aws-cdk-lib/aws-apigatewayv2';
 import * as cw from 'aws-cdk-lib/aws-cloudwatch';
 import * as cwActions from 'aws-cdk-lib/aws-cloudwatch-actions';
@@ -138,7 +139,11 @@ export interface FunctionAlarmsProps {
   /** The deployment: the EMF `Deployment` dimension. */
   readonly deployment: string;
   readonly function: lambda.IFunction;
+  /** The function's fixed name: the errors alarm is named after it and the version. */
+  readonly functionName: string;
   readonly alias: lambda.Alias;
+  /** The version this stack publishes, which CodeDeploy shifts `live` to: the errors alarm judges it alone. */
+  readonly version: lambda.Version;
   readonly timeout: Duration;
   readonly topic: sns.ITopic;
   /** The function's reserved concurrency, for the throttle alarm's description. */
@@ -148,9 +153,36 @@ export interface FunctionAlarmsProps {
 }
 
 /**
- * One function's alarms, in its own stack: unhandled errors of the `live` alias (CodeDeploy rolls
- * a deployment back on it), throttles, p99 duration near the timeout, and storage errors (503/507)
- * from the function's EMF metrics. Each notifies the alarm topic.
+ * Unhandled errors of one version of a function as served through its alias: Lambda's `Errors`
+ * with the `ExecutedVersion` dimension, which it publishes for invocations through an alias, per
+ * version that served them ("Use the ExecutedVersion dimension to compare error rates for two
+ * versions of a function that are both targets of a weighted alias", Lambda developer guide,
+ * "Viewing metrics for Lambda functions"; CDK's LambdaMetrics.errorsSum lists the dimension set
+ * [ExecutedVersion, FunctionName, Resource]).
+ */
+export function versionErrors(fn: lambda.IFunction, alias: lambda.Alias, version: lambda.IVersion): cw.Metric {
+  return new cw.Metric({
+    namespace: 'AWS/Lambda',
+    metricName: 'Errors',
+    dimensionsMap: { FunctionName: fn.functionName, Resource: `${fn.functionName}:${alias.aliasName}`, ExecutedVersion: version.version },
+    statistic: cw.Stats.SUM,
+    period: Duration.minutes(1),
+  });
+}
+
+/**
+ * A short name for the version a stack publishes: a digest of its logical id, which CDK derives
+ * from the function's code and configuration (so a new version has a new one).
+ */
+export function versionTag(version: lambda.Version): string {
+  const cfnVersion = version.node.defaultChild as CfnResource;
+  return createHash('sha256').update(Stack.of(version).resolve(cfnVersion.logicalId)).digest('hex').slice(0, 16);
+}
+
+/**
+ * One function's alarms, in its own stack: unhandled errors of the version this stack deploys
+ * (CodeDeploy rolls a deployment back on it), throttles, p99 duration near the timeout, and storage
+ * errors (503/507) from the function's EMF metrics. Each notifies the alarm topic.
  */
 export class FunctionAlarms extends Construct {
   readonly errors: cw.Alarm;
@@ -164,12 +196,20 @@ export class FunctionAlarms extends Construct {
     const logs = `log group ${props.logGroupName}`;
     const durationThreshold = props.timeout.toMilliseconds() * LIMIT_ALARM_FRACTION;
 
+    // The rollback alarm judges the new version alone: during a canary the old version still
+    // serves most requests, and its errors (or those of a scheduled run it served) must neither
+    // roll back a healthy deployment nor block the fix of a failing one. One alarm per version: a
+    // new version gets a new name, so CloudFormation creates a new alarm, which starts in
+    // INSUFFICIENT_DATA, rather than updating the old one, whose state (ALARM, if the old version
+    // was failing) would stay until its next evaluation and could stop the deployment at once.
     this.errors = new cw.Alarm(this, 'Errors', {
+      alarmName: Lazy.string({ produce: () => `${props.functionName}-errors-${versionTag(props.version)}` }),
       alarmDescription:
-        `${name}: the live alias had unhandled errors (crash, timeout, out of memory): not 4xx/5xx answers. ` +
-        `During a deployment CodeDeploy rolls the alias back to the previous version. Look first at the ${logs} ` +
+        `${name}: the version this stack deployed had unhandled errors (crash, timeout, out of memory) when invoked ` +
+        'through the live alias (Errors by ExecutedVersion): not 4xx/5xx answers. During a deployment CodeDeploy rolls ' +
+        `the alias back to the previous version on it. Look first at the ${logs} ` +
         "for 'Task timed out', panics and REPORT lines with errors, and at which version the alias serves.",
-      metric: props.alias.metricErrors({ period: Duration.minutes(1), statistic: cw.Stats.SUM }),
+      metric: versionErrors(props.function, props.alias, props.version),
       threshold: 1,
       comparisonOperator: cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
       evaluationPeriods: 1,

@@ -5,7 +5,7 @@ import { ApiAccess, parseAccess } from './access';
 import { DEFAULT_STORAGE_ALARM_GIB, parseAlarmEmail } from './alarms';
 import { DEFAULT_ROUTE_THROTTLES, DEFAULT_STAGE_THROTTLE, RouteThrottles, THROTTLED_METHODS, ThrottleLimit } from './api';
 import { parseMonthlyBudget } from './budget';
-import { DeploymentStyle, parseDeploymentStyle } from './deployment';
+import { DeploymentStyle, parseDeploymentStyle, parseSkipCanary, SKIP_CANARY } from './deployment';
 import { DEFAULT_MESSAGE_RETENTION_DAYS, FUNCTION_TIMEOUT, MAX_MESSAGE_RETENTION_DAYS, MIN_RESERVED_CONCURRENCY } from './function';
 import { addGitHubDeployRole } from './github-deploy-role';
 import { BaseStack, FunctionStack } from './stacks';
@@ -233,6 +233,7 @@ export function buildMessagesApp(app: App, settings: MessagesAppSettings = readS
       access: settings.access,
       functionName: functionName(fn.binaryName),
       deployment: settings.deployment,
+      skipCanary: parseSkipCanary(app.node.tryGetContext(SKIP_CANARY)),
       retentionDays: settings.retentionDays,
       routeThrottles: settings.routeThrottles,
     });

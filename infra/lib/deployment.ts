@@ -1,4 +1,4 @@
-import { Validations } from 'aws-cdk-lib';
+import { Annotations, Validations } from 'aws-cdk-lib';
 import * as cw from 'aws-cdk-lib/aws-cloudwatch';
 import * as codedeploy from 'aws-cdk-lib/aws-codedeploy';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
@@ -24,9 +24,29 @@ export function parseDeploymentStyle(raw: string | undefined): DeploymentStyle {
   return value as DeploymentStyle;
 }
 
+/**
+ * Context `skipCanary=true`: the escape hatch for an emergency fix. This deploy shifts each
+ * deployed function's `live` alias to its new version all at once (CodeDeploy's AllAtOnce), still
+ * rolled back if the new version's own error alarm fires. It is a flag of one command, never a
+ * persisted setting: the next deploy without it puts the deployment group back to `deployment`.
+ */
+export const SKIP_CANARY = 'skipCanary';
+
+export function parseSkipCanary(raw: unknown): boolean {
+  if (raw === undefined || raw === null || raw === false || raw === 'false') {
+    return false;
+  }
+  if (raw === true || raw === 'true') {
+    return true;
+  }
+  throw new Error(`context '${SKIP_CANARY}' must be true or false, got '${String(raw)}'`);
+}
+
 export interface SafeDeploymentProps {
   readonly alias: lambda.Alias;
   readonly style: DeploymentStyle;
+  /** Context `skipCanary`: all at once for this deploy, whatever `style` says. @default false */
+  readonly skipCanary?: boolean;
   /** The alias's error alarm: a deployment in progress is rolled back when it fires. */
   readonly rollbackAlarm: cw.IAlarm;
 }
@@ -43,10 +63,18 @@ export class SafeDeployment extends Construct {
     super(scope, id);
     this.deploymentGroup = new codedeploy.LambdaDeploymentGroup(this, 'Group', {
       alias: props.alias,
-      deploymentConfig: DEPLOYMENT_STYLES[props.style],
+      deploymentConfig: DEPLOYMENT_STYLES[props.skipCanary ? 'allAtOnce' : props.style],
       alarms: [props.rollbackAlarm],
       autoRollback: { failedDeployment: true, stoppedDeployment: true, deploymentInAlarm: true },
     });
+    if (props.skipCanary && props.style !== 'allAtOnce') {
+      Annotations.of(this).addWarningV2(
+        '@efs-messages:skipCanary',
+        `skipCanary=true: this deploy moves all of the function's traffic to its new version at once, not ${props.style} ` +
+          '(still rolled back if the new version\'s error alarm fires). The next deploy without it goes back to ' +
+          `deployment=${props.style}.`,
+      );
+    }
     // CDK always attaches AWSCodeDeployRoleForLambdaLimited to the group's role, even to a role
     // passed in, so a role "of our own" would still carry it: acknowledged instead.
     Validations.of(this.deploymentGroup.role).acknowledge({

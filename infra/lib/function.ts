@@ -143,6 +143,8 @@ export class MessageFunction extends Construct {
   readonly function: RustFunction;
   readonly role: iam.Role;
   readonly logGroup: logs.LogGroup;
+  /** The version this deploy publishes (a new one whenever the code or configuration changes). */
+  readonly version: lambda.Version;
   /** The `live` alias: what the routes invoke, and what CodeDeploy shifts to each new version. */
   readonly alias: lambda.Alias;
   readonly routes: apigwv2.HttpRoute[] = [];
@@ -233,9 +235,10 @@ export class MessageFunction extends Construct {
 
     // Each deploy of new code publishes a version (its logical id hashes the code and
     // configuration); the routes invoke the `live` alias, which CodeDeploy moves to it gradually.
+    this.version = this.function.currentVersion;
     this.alias = new lambda.Alias(this, 'LiveAlias', {
       aliasName: LIVE_ALIAS,
-      version: this.function.currentVersion,
+      version: this.version,
       description: 'What the API routes invoke; CodeDeploy shifts it to each new version',
     });
 

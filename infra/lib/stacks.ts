@@ -137,6 +137,8 @@ export interface FunctionStackProps extends StackProps {
   readonly functionName: string;
   /** How CodeDeploy shifts traffic to a new version. */
   readonly deployment: DeploymentStyle;
+  /** Context `skipCanary`: this deploy shifts all traffic at once. @default false */
+  readonly skipCanary?: boolean;
   /** `MESSAGE_RETENTION_DAYS`. @default DEFAULT_MESSAGE_RETENTION_DAYS */
   readonly retentionDays?: number;
   /** Each route's own throttle, by method. @default DEFAULT_ROUTE_THROTTLES */
@@ -176,6 +178,8 @@ export class FunctionStack extends Stack {
       binaryName: props.fn.binaryName,
       deployment: props.deploymentName,
       function: fn.function,
+      functionName: props.functionName,
+      version: fn.version,
       alias: fn.alias,
       timeout: FUNCTION_TIMEOUT,
       topic: props.base.alarmTopic.topic,
@@ -185,8 +189,12 @@ export class FunctionStack extends Stack {
     this.deployment = new SafeDeployment(this, 'Deployment', {
       alias: fn.alias,
       style: props.deployment,
+      skipCanary: props.skipCanary,
       rollbackAlarm: this.alarms.errors,
     });
+    // CloudFormation updates the deployment group (with the new version's alarm) before it moves
+    // the alias, which starts the CodeDeploy deployment.
+    fn.alias.node.addDependency(this.deployment.deploymentGroup);
     if (deletesEverything(props.fn.routes)) {
       this.reclaimSchedule = new ReclaimSchedule(this, 'Reclaim', { target: fn.alias });
     }

@@ -56,13 +56,37 @@ describe('independent deploys: changing one function\'s code changes only its st
     const [[, alias]] = resourcesOfType(after.templates[name], 'AWS::Lambda::Alias');
     expect(alias.Properties.FunctionVersion).toEqual({ 'Fn::GetAtt': [versionAfter, 'Version'] });
     expect(alias.UpdatePolicy.CodeDeployLambdaAliasUpdate).toBeDefined();
-    // Apart from the asset key (and its mention in the asset metadata) and the version's logical
-    // id, the templates are equal: same deployment group, alarms, routes and permissions.
+    // Apart from the asset key (and its mention in the asset metadata), the version's logical id
+    // and the name of its errors alarm, the templates are equal: same deployment group, alarms,
+    // routes and permissions.
     const normalise = (t: any) => {
       const [[version]] = resourcesOfType(t, 'AWS::Lambda::Version');
-      return JSON.stringify(t).split(codeKey(t).replace(/\.zip$/, '')).join('<asset>').split(version).join('<version>');
+      return JSON.stringify(t)
+        .split(codeKey(t).replace(/\.zip$/, ''))
+        .join('<asset>')
+        .split(version)
+        .join('<version>')
+        .replace(/-errors-[0-9a-f]{16}"/, '-errors-<version>"');
     };
     expect(normalise(after.templates[name])).toEqual(normalise(before.templates[name]));
+  });
+
+  test('the new version gets a new errors alarm (it starts without data, not in the old one\'s state), which the deployment group watches', () => {
+    const name = functionStackName('get-messages');
+    const errorsAlarm = (t: any) => {
+      const [[id, alarm]] = resourcesOfType(t, 'AWS::CloudWatch::Alarm').filter(([alarmId]) => alarmId.startsWith('AlarmsErrors'));
+      return { id, name: alarm.Properties.AlarmName };
+    };
+    const [b, a] = [errorsAlarm(before.templates[name]), errorsAlarm(after.templates[name])];
+    // Same logical id, another AlarmName: CloudFormation replaces it (a new alarm).
+    expect(a.id).toBe(b.id);
+    expect(a.name).not.toBe(b.name);
+    const [[, group]] = resourcesOfType(after.templates[name], 'AWS::CodeDeploy::DeploymentGroup');
+    expect(group.Properties.AlarmConfiguration.Alarms).toEqual([{ Name: { Ref: a.id } }]);
+    // The other functions' alarms are untouched.
+    for (const other of ['post-message', 'delete-messages'].map(functionStackName)) {
+      expect(errorsAlarm(after.templates[other]).name).toBe(errorsAlarm(before.templates[other]).name);
+    }
   });
 
   test('every other stack template is byte-identical', () => {

@@ -35,7 +35,7 @@ describe('operations: per-function alarms, safe deploys, platform alarms, dashbo
       }
     });
 
-    test('errors: any unhandled error of the live alias in a minute', () => {
+    test('errors: any unhandled error, in a minute, of the version this stack deploys, served through live', () => {
       const [, alarm] = alarmNamed(json, 'AlarmsErrors');
       expect(alarm).toMatchObject({
         Namespace: 'AWS/Lambda',
@@ -46,10 +46,14 @@ describe('operations: per-function alarms, safe deploys, platform alarms, dashbo
         ComparisonOperator: 'GreaterThanOrEqualToThreshold',
         TreatMissingData: 'notBreaching',
       });
+      const [[versionId]] = resourcesOfType(json, 'AWS::Lambda::Version');
       expect(alarm.Dimensions).toEqual([
+        { Name: 'ExecutedVersion', Value: { 'Fn::GetAtt': [versionId, 'Version'] } },
         { Name: 'FunctionName', Value: { Ref: fnId } },
         { Name: 'Resource', Value: { 'Fn::Join': ['', [{ Ref: fnId }, ':live']] } },
       ]);
+      // Named after the function and the version: a new version gets a new alarm.
+      expect(alarm.AlarmName).toMatch(new RegExp(`^EfsMessages-${binary}-errors-[0-9a-f]{16}$`));
     });
 
     test('throttles: any throttled invocation', () => {
@@ -91,7 +95,7 @@ describe('operations: per-function alarms, safe deploys, platform alarms, dashbo
       expect(metric('full')).toEqual({ Namespace: 'EfsMessages', MetricName: 'Error_storage_full', Dimensions: dimensions });
     });
 
-    test('CodeDeploy: canary 10 % for 5 minutes on the live alias, rolled back by the alias error alarm', () => {
+    test('CodeDeploy: canary 10 % for 5 minutes on the live alias, rolled back by the new version\'s error alarm', () => {
       const groups = resourcesOfType(json, 'AWS::CodeDeploy::DeploymentGroup');
       expect(groups).toHaveLength(1);
       const [[groupId, group]] = groups;
@@ -107,6 +111,8 @@ describe('operations: per-function alarms, safe deploys, platform alarms, dashbo
       );
       const alias = json.Resources[aliasId];
       expect(alias.UpdatePolicy.CodeDeployLambdaAliasUpdate.DeploymentGroupName).toEqual({ Ref: groupId });
+      // The group (and so the new version's alarm) is updated before the alias moves.
+      expect(asList(alias.DependsOn)).toContain(groupId);
       // CodeDeploy's own role, trusted by CodeDeploy only.
       const roleId = group.Properties.ServiceRoleArn['Fn::GetAtt'][0];
       expect(json.Resources[roleId].Properties.AssumeRolePolicyDocument.Statement).toEqual([
@@ -299,6 +305,7 @@ describe('operations settings from context', () => {
 
   test.each([
     [{ deployment: 'bluegreen' }, /context 'deployment' must be one of canary, linear, allAtOnce/],
+    [{ skipCanary: 'yes' }, /context 'skipCanary' must be true or false/],
     [{ alarmEmail: 'not-an-address' }, /alarmEmail/],
     [{ alarmEmail: 'a@b.com,c@d.com' }, /alarmEmail/],
     [{ alarmEmail: 'Ops <ops@example.com>' }, /alarmEmail/],
@@ -347,12 +354,51 @@ function metricsRead(template: any): Array<{ where: string; namespace: string; n
 }
 
 describe.each(Object.keys(ACCESS_CONTEXT) as Array<keyof typeof ACCESS_CONTEXT>)(
-  'access=%s: two deployments in one account and region never read each other\'s EMF metrics',
+  'access=%s: two deployments in one account and region never read each other\'s EMF metrics; canaries judge the new version',
   (mode) => {
     const deployments = ['EfsMessages', 'Staging'].map((prefix) => ({
       prefix,
       templates: synth({ context: { ...ACCESS_CONTEXT[mode], stackPrefix: prefix } }).templates,
     }));
+
+    test.each(FUNCTION_NAMES)('%s: CodeDeploy rolls back on errors of the new version only (ExecutedVersion), not the alias\'s', (binary) => {
+      for (const { prefix, templates } of deployments) {
+        const json = templates[`${prefix}-${binary}`];
+        const [[, group]] = resourcesOfType(json, 'AWS::CodeDeploy::DeploymentGroup');
+        const alarms = group.Properties.AlarmConfiguration.Alarms;
+        expect(alarms).toHaveLength(1);
+        const alarm = json.Resources[alarms[0].Name.Ref].Properties;
+        const [[versionId]] = resourcesOfType(json, 'AWS::Lambda::Version');
+        const [[aliasId, alias]] = resourcesOfType(json, 'AWS::Lambda::Alias');
+        // The version the alias is being moved to is the one the alarm judges.
+        expect(alias.Properties.FunctionVersion).toEqual({ 'Fn::GetAtt': [versionId, 'Version'] });
+        expect(alarm.MetricName).toBe('Errors');
+        expect(alarm.Dimensions).toEqual(expect.arrayContaining([{ Name: 'ExecutedVersion', Value: { 'Fn::GetAtt': [versionId, 'Version'] } }]));
+        expect(alarm.AlarmName).toMatch(new RegExp(`^${prefix}-${binary}-errors-[0-9a-f]{16}$`));
+        expect(JSON.stringify(alarm)).not.toContain(aliasId);
+      }
+    });
+
+    test('-c skipCanary=true: every function shifts all at once, still rolled back on the new version\'s alarm, and synth says so', () => {
+      const result = synth({ context: { ...ACCESS_CONTEXT[mode], skipCanary: 'true' } });
+      for (const binary of FUNCTION_NAMES) {
+        const json = result.templates[functionStackName(binary)];
+        const [[, group]] = resourcesOfType(json, 'AWS::CodeDeploy::DeploymentGroup');
+        expect(group.Properties).toMatchObject({
+          DeploymentConfigName: 'CodeDeployDefault.LambdaAllAtOnce',
+          AlarmConfiguration: { Enabled: true, Alarms: [{ Name: { Ref: expect.stringMatching(/^AlarmsErrors/) } }] },
+        });
+        const warnings = result.assembly
+          .getStackByName(functionStackName(binary))
+          .messages.filter((m) => m.level === 'warning' && String(m.entry.data).includes('skipCanary=true'));
+        expect(warnings).toHaveLength(1);
+      }
+      // Without it (the same settings), the canary is back: nothing is persisted.
+      for (const binary of FUNCTION_NAMES) {
+        const [[, group]] = resourcesOfType(deployments[0].templates[functionStackName(binary)], 'AWS::CodeDeploy::DeploymentGroup');
+        expect(group.Properties.DeploymentConfigName).toBe('CodeDeployDefault.LambdaCanary10Percent5Minutes');
+      }
+    });
 
     test.each(['EfsMessages', 'Staging'])('%s: every function sets DEPLOYMENT to the deployment\'s name', (prefix) => {
       const { templates } = deployments.find((d) => d.prefix === prefix)!;
