@@ -6,7 +6,7 @@ request counts per call, latfs with no injected latency, the kernel probes), the
 and the targets of the earlier reports, and the links to the plots.
 """
 
-from .common import MESSAGE_SIZE, PAGE, fmt
+from .common import FUNCTION_BIN, MESSAGE_SIZE, PAGE, fmt
 from .designs import DESIGN_LABELS, DESIGNS
 from .lambda_report import lambda_report
 from .latfs import LAT_META_US, LAT_WRITE_US
@@ -189,7 +189,11 @@ def write_report(report, path, has_plot, has_lplot, counts, local_delete_counts)
     parts = [
         f"Machine: {m['nproc']} CPUs ({m['cpu']}), kernel {m['kernel']}, {m['memory']} memory, "
         f"{m['rustc']}, Python {m['python']}; scratch directory on {report['work_fs']}. "
-        f"Code measured: {report.get('git', '?')}. "
+        f"Code measured: {report.get('git', '?')}"
+        + "".join(f"; Lambda model's `{label}` binaries: {d} (built from {report['lambda'].get('builds_git', {}).get(label)})"
+                  for label, d in (report.get("lambda") or {}).get("builds", {}).items()
+                  if d != str(FUNCTION_BIN))
+        + ". "
         f"Run time {report['elapsed_s']:.0f} s. Other work on the machine: the CPUs were "
         f"{report['cpu_busy_before_pct']}% busy in the 2 s before the run (load average "
         f"{' '.join(m['loadavg'])}); during the run they were {busy.get('mean', '?')} % busy on "
