@@ -126,8 +126,9 @@ export const BUNDLING_STACKS = 'aws:cdk:bundling-stacks';
 /**
  * `-c skipBundling=true`: synthesise without building any Rust binary (tests, cfn-lint, a quick
  * `cdk synth`/`cdk diff`). It sets CDK's `aws:cdk:bundling-stacks` context to `[]`, which the CLI
- * no longer accepts on its command line (`-c aws:...` keys are reserved). Such an assembly has no
- * real function code: never deploy it.
+ * no longer accepts on its command line (`-c aws:...` keys are reserved). Such an assembly has a
+ * placeholder as function code, under a key no real build has, and every function stack carries a
+ * rule that makes CloudFormation refuse to deploy it (lib/code.ts).
  */
 export function applySkipBundling(app: App): boolean {
   const flag = app.node.tryGetContext('skipBundling');

@@ -1,13 +1,13 @@
-import { AssetHashType, Duration, RemovalPolicy, Validations } from 'aws-cdk-lib';
+import { Duration, RemovalPolicy, Validations } from 'aws-cdk-lib';
 import * as apigwv2 from 'aws-cdk-lib/aws-apigatewayv2';
 import { HttpLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
-import { RustFunction } from 'cargo-lambda-cdk';
 import { Construct } from 'constructs';
 import { ApiAccess, DEFAULT_ACCESS, pinRouteAuthorization, RouteAuthorizers } from './access';
 import { DEFAULT_ROUTE_THROTTLES, RouteThrottle, RouteThrottles, throttleClassOf } from './api';
+import { RustCode } from './code';
 import { SdkCallProvider } from './sdk-call';
 import { ClientAction, MessageStorage, MOUNT_PATH } from './storage';
 import { Route, WorkspaceFunction } from './workspace';
@@ -140,7 +140,9 @@ export interface MessageFunctionProps {
  * mounts the shared access point; it may write only if one of its routes changes state.
  */
 export class MessageFunction extends Construct {
-  readonly function: RustFunction;
+  /** The Rust binary's code asset (built, or a placeholder that cannot be deployed). */
+  readonly code: RustCode;
+  readonly function: lambda.Function;
   readonly role: iam.Role;
   readonly logGroup: logs.LogGroup;
   /** The version this deploy publishes (a new one whenever the code or configuration changes). */
@@ -190,23 +192,23 @@ export class MessageFunction extends Construct {
     // write from them, whatever the code does.
     const efsActions = fn.readOnly ? [ClientAction.MOUNT] : [ClientAction.MOUNT, ClientAction.WRITE];
 
-    this.function = new RustFunction(this, 'Function', {
+    // Cost: Graviton (arm64) is about 20% cheaper per GB-second than x86_64.
+    const architecture = lambda.Architecture.ARM_64;
+    // The code asset is keyed by what this one binary is built from (never by the machine that
+    // builds it), so changing another function's crate, or a test crate, does not change this
+    // function (or its stack); an unbuilt synthesis gets another key and cannot be deployed.
+    this.code = new RustCode(this, 'Code', {
       manifestPath: props.manifestPath,
       binaryName: fn.binaryName,
+      sourceHash: fn.sourceHash,
+      architecture,
+    });
+    this.function = new lambda.Function(this, 'Function', {
+      code: this.code.code,
+      handler: 'bootstrap',
+      runtime: lambda.Runtime.PROVIDED_AL2023,
       functionName: props.functionName,
-      runtime: 'provided.al2023',
-      // Cost: Graviton (arm64) is about 20% cheaper per GB-second than x86_64.
-      architecture: lambda.Architecture.ARM_64,
-      bundling: {
-        // The asset's identity is a hash of the sources this one binary is built from, so
-        // changing another function's crate does not change this function (or its stack).
-        assetHashType: AssetHashType.CUSTOM,
-        assetHash: fn.sourceHash,
-        // Build exactly like scripts/build-artifacts: the workspace's release profile (LTO, one
-        // codegen unit, stripped) without cargo-lambda's panic=abort, so a panic fails one
-        // invocation instead of killing the instance; .cargo/config.toml targets Graviton.
-        cargoLambdaFlags: ['--disable-optimizations'],
-      },
+      architecture,
       description: `${fn.binaryName}: ${fn.routes.map((r) => `${r.method} ${r.path}`).join(', ')}`,
       memorySize: memoryOf(fn.binaryName),
       timeout: FUNCTION_TIMEOUT,

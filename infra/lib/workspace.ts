@@ -28,13 +28,18 @@ export interface WorkspaceFunction {
   /** True when every route is a read-only method: the function gets no write access to EFS. */
   readonly readOnly: boolean;
   /**
-   * SHA-256 over every source file this binary can be built from: the workspace-level Cargo files,
-   * every workspace member that is not a function crate (conservatively, even dev-only ones), and
-   * its own crate, but NOT the other functions' crates, nor any crate's tests/, benches/ or
-   * examples/. Used as the asset hash, so a change to one function's code changes only that
-   * function's stack.
+   * SHA-256 over what this binary is built from, and nothing else: its own crate, the workspace
+   * members it depends on (path dependencies through `[dependencies]` and `[build-dependencies]`,
+   * transitively; never `[dev-dependencies]`), `Cargo.lock`, the toolchain and Cargo config files,
+   * and the root manifest without `[workspace.metadata]` (the route table and `cargo lambda watch`'s
+   * settings, which no build reads); never another function's crate, a test-only crate (efs-model,
+   * test-support, conformance), nor any crate's tests/, benches/ or examples/. The code asset's
+   * key is derived from it (lib/code.ts), so a change to one function's code changes only that
+   * function's stack, and editing a test crate redeploys nothing.
    */
   readonly sourceHash: string;
+  /** The workspace members this binary is built from: its crate first, then its dependencies, sorted. */
+  readonly buildCrates: string[];
 }
 
 /** What the CDK app needs to know about the Cargo workspace. */
@@ -47,15 +52,11 @@ export interface Workspace {
   readonly functions: WorkspaceFunction[];
 }
 
-/** Files at the workspace root that affect every build. */
-const ROOT_BUILD_FILES = [
-  'Cargo.toml',
-  'Cargo.lock',
-  'rust-toolchain',
-  'rust-toolchain.toml',
-  '.cargo/config',
-  '.cargo/config.toml',
-];
+/** Files at the workspace root that affect every build (the root Cargo.toml is hashed apart, see rootManifestDigest). */
+const ROOT_BUILD_FILES = ['Cargo.lock', 'rust-toolchain', 'rust-toolchain.toml', '.cargo/config', '.cargo/config.toml'];
+
+/** Dependency tables whose path dependencies are built into a binary (not `dev-dependencies`). */
+const BUILD_DEPENDENCY_TABLES = ['dependencies', 'build-dependencies'];
 
 /** Directory names never part of a crate's sources. */
 const SKIPPED_DIRS = new Set(['target', 'node_modules', 'cdk.out']);
@@ -181,8 +182,10 @@ function listCrateFiles(dir: string): string[] {
   return out;
 }
 
-function hashFiles(root: string, files: string[]): string {
+function hashFiles(root: string, files: string[], extra: string): string {
   const hash = createHash('sha256');
+  hash.update(extra);
+  hash.update('\0');
   for (const file of [...new Set(files)].sort()) {
     // Path and content both count; the path uses '/' so the hash is the same on every OS.
     hash.update(relative(root, file).split(sep).join('/'));
@@ -191,6 +194,82 @@ function hashFiles(root: string, files: string[]): string {
     hash.update('\0');
   }
   return hash.digest('hex');
+}
+
+/**
+ * The root manifest as the build sees it: everything but `[workspace.metadata]` (the route table
+ * and `cargo lambda watch`'s settings, which only the emulator and this app read), as canonical
+ * JSON, so comments, formatting and route-table edits do not change any function's code asset.
+ */
+export function rootManifestDigest(manifest: Toml): string {
+  const canonical = (value: unknown): unknown => {
+    if (Array.isArray(value)) {
+      return value.map(canonical);
+    }
+    if (value instanceof Date) {
+      return value.toISOString();
+    }
+    if (value && typeof value === 'object') {
+      return Object.fromEntries(Object.keys(value as Toml).sort().map((k) => [k, canonical((value as Toml)[k])]));
+    }
+    return value;
+  };
+  const workspace = { ...asTable(manifest.workspace ?? {}, 'Cargo.toml: [workspace]') };
+  delete workspace.metadata;
+  return JSON.stringify(canonical({ ...manifest, workspace }));
+}
+
+/**
+ * The workspace members `crateDir` is built from, transitively: path dependencies (directly, or
+ * through `workspace = true` and a `path` in `[workspace.dependencies]`) of its `[dependencies]`,
+ * `[build-dependencies]` and their `[target.*]` variants. Dev-dependencies are never built into a
+ * release binary.
+ */
+export function buildDependencyDirs(root: string, manifest: Toml, crateDir: string, members: string[]): string[] {
+  const workspaceDeps = asTable(asTable(manifest.workspace ?? {}, '[workspace]').dependencies ?? {}, '[workspace.dependencies]');
+  const memberOf = (dir: string): string | undefined => {
+    const rel = relative(root, resolve(root, dir)).split(sep).join('/');
+    return members.find((m) => m === rel);
+  };
+  const seen = new Set<string>();
+  const visit = (dir: string) => {
+    if (seen.has(dir)) {
+      return;
+    }
+    seen.add(dir);
+    const crate = readToml(join(root, dir, 'Cargo.toml'));
+    const tables: unknown[] = BUILD_DEPENDENCY_TABLES.map((t) => crate[t]);
+    for (const target of Object.values((crate.target ?? {}) as Toml)) {
+      tables.push(...BUILD_DEPENDENCY_TABLES.map((t) => (target as Toml)?.[t]));
+    }
+    for (const table of tables) {
+      for (const [name, spec] of Object.entries((table ?? {}) as Toml)) {
+        if (!spec || typeof spec !== 'object') {
+          continue; // a version string: a registry crate, in Cargo.lock
+        }
+        const entry = spec as Toml;
+        let path: string | undefined;
+        if (typeof entry.path === 'string') {
+          path = join(dir, entry.path);
+        } else if (entry.workspace === true) {
+          const shared = workspaceDeps[name];
+          if (shared && typeof shared === 'object' && typeof (shared as Toml).path === 'string') {
+            path = String((shared as Toml).path);
+          }
+        }
+        const member = path === undefined ? undefined : memberOf(path);
+        if (path !== undefined && member === undefined) {
+          throw new Error(`${dir}: path dependency '${name}' (${path}) is not a workspace member: its sources would not be hashed`);
+        }
+        if (member !== undefined) {
+          visit(member);
+        }
+      }
+    }
+  };
+  visit(crateDir);
+  seen.delete(crateDir);
+  return [...seen].sort();
 }
 
 /** Reads the Cargo workspace at `root`: its route table and the function crates it names. */
@@ -214,33 +293,29 @@ export function loadWorkspace(root: string): Workspace {
   }
 
   const functionNames = [...new Set(routes.map((r) => r.functionName))];
-  const functionDirs = new Set<string>();
   for (const name of functionNames) {
-    const dir = crateOf.get(name);
-    if (!dir) {
+    if (!crateOf.get(name)) {
       throw new Error(`router function '${name}' is not a binary of any workspace member`);
     }
-    functionDirs.add(dir);
   }
 
-  // Sources every function is built from: root build files and every member that is not a
-  // function crate (the shared library, and any future library crate).
-  const commonFiles = ROOT_BUILD_FILES.map((f) => join(absRoot, f)).filter((f) => existsSync(f));
-  for (const dir of memberDirs) {
-    if (!functionDirs.has(dir)) {
-      commonFiles.push(...listCrateFiles(join(absRoot, dir)));
-    }
-  }
+  // What every build reads: the lock file, toolchain and Cargo config files, and the root
+  // manifest without the route table.
+  const rootFiles = ROOT_BUILD_FILES.map((f) => join(absRoot, f)).filter((f) => existsSync(f));
+  const manifestDigest = rootManifestDigest(manifest);
 
   const functions = functionNames.map((binaryName): WorkspaceFunction => {
     const crateDir = crateOf.get(binaryName)!;
     const own = routes.filter((r) => r.functionName === binaryName);
+    const dependencies = buildDependencyDirs(absRoot, manifest, crateDir, memberDirs);
+    const files = [crateDir, ...dependencies].flatMap((dir) => listCrateFiles(join(absRoot, dir)));
     return {
       binaryName,
       crateDir,
       routes: own,
       readOnly: own.every((r) => READ_ONLY_METHODS.has(r.method)),
-      sourceHash: hashFiles(absRoot, [...commonFiles, ...listCrateFiles(join(absRoot, crateDir))]),
+      sourceHash: hashFiles(absRoot, [...rootFiles, ...files], `Cargo.toml (build sections)\0${manifestDigest}`),
+      buildCrates: [crateDir, ...dependencies],
     };
   });
 

@@ -102,9 +102,9 @@ export function synth(options: { context?: Record<string, unknown>; workspaceRoo
 export function copyWorkspace(): string {
   const dest = tempDir('efs-messages-ws-');
   const root = DEFAULT_WORKSPACE_ROOT;
-  for (const file of ['Cargo.toml', 'Cargo.lock', 'rust-toolchain.toml']) {
+  for (const file of ['Cargo.toml', 'Cargo.lock', 'rust-toolchain.toml', '.cargo']) {
     if (existsSync(join(root, file))) {
-      cpSync(join(root, file), join(dest, file));
+      cpSync(join(root, file), join(dest, file), { recursive: true });
     }
   }
   const manifest = parse(readFileSync(join(root, 'Cargo.toml'), 'utf8')) as Record<string, unknown>;

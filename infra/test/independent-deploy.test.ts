@@ -104,13 +104,26 @@ describe('independent deploys: changing one function\'s code changes only its st
     }
   });
 
+  let shared: ReturnType<typeof synth>;
+
   test('a change to the shared crate changes every function stack, but never the base stack', () => {
     touchCrate(root, 'shared');
-    const shared = synth({ workspaceRoot: root });
+    shared = synth({ workspaceRoot: root });
     expect(shared.templateText[BASE_STACK]).toEqual(after.templateText[BASE_STACK]);
     for (const binary of FUNCTION_NAMES) {
       const name = functionStackName(binary);
       expect(codeKey(shared.templates[name])).not.toEqual(codeKey(after.templates[name]));
+    }
+  });
+
+  test('a change to a test crate (efs-model, test-support, conformance) changes no template at all', () => {
+    for (const crate of ['efs-model', 'test-support', 'conformance']) {
+      touchCrate(root, crate);
+    }
+    const tests = synth({ workspaceRoot: root });
+    expect(Object.keys(tests.templateText).sort()).toEqual(Object.keys(shared.templateText).sort());
+    for (const name of Object.keys(shared.templateText)) {
+      expect([name, tests.templateText[name]]).toEqual([name, shared.templateText[name]]);
     }
   });
 });

@@ -81,15 +81,59 @@ describe('source hashes (the functions\' asset hashes)', () => {
     }
   });
 
-  test('change for every function when the shared crate or the workspace manifest changes', () => {
+  const hashesOf = (root: string) => loadWorkspace(root).functions.map((f) => f.sourceHash);
+
+  test('each function is built from its own crate and the shared crate: nothing else of the workspace', () => {
+    const crates = Object.fromEntries(loadWorkspace(DEFAULT_WORKSPACE_ROOT).functions.map((f) => [f.binaryName, f.buildCrates]));
+    expect(crates).toEqual({
+      'get-messages': ['functions/get', 'shared'],
+      'post-message': ['functions/post', 'shared'],
+      'delete-messages': ['functions/delete', 'shared'],
+    });
+  });
+
+  test('change for every function when the shared crate, the lock file, the Cargo config or the build profile changes', () => {
     const root = copyWorkspace();
-    const before = loadWorkspace(root).functions.map((f) => f.sourceHash);
-    appendFileSync(firstSourceFile(root, 'shared'), '\n// changed\n');
-    const afterShared = loadWorkspace(root).functions.map((f) => f.sourceHash);
-    afterShared.forEach((hash, i) => expect(hash).not.toBe(before[i]));
-    appendFileSync(join(root, 'Cargo.toml'), '\n# changed\n');
-    const afterManifest = loadWorkspace(root).functions.map((f) => f.sourceHash);
-    afterManifest.forEach((hash, i) => expect(hash).not.toBe(afterShared[i]));
+    let previous = hashesOf(root);
+    const changes: Array<[string, () => void]> = [
+      ['shared', () => appendFileSync(firstSourceFile(root, 'shared'), '\n// changed\n')],
+      ['Cargo.lock', () => appendFileSync(join(root, 'Cargo.lock'), '\n# changed\n')],
+      ['.cargo/config.toml', () => appendFileSync(join(root, '.cargo', 'config.toml'), '\n# changed\n')],
+      ['profile', () => {
+        const manifest = join(root, 'Cargo.toml');
+        writeFileSync(manifest, readFileSync(manifest, 'utf8').replace('opt-level = "s"', 'opt-level = 3'));
+      }],
+    ];
+    for (const [what, change] of changes) {
+      change();
+      const next = hashesOf(root);
+      next.forEach((hash, i) => expect([what, hash]).not.toEqual([what, previous[i]]));
+      previous = next;
+    }
+  });
+
+  test('change for no function when only a test crate, the route table or a comment of the manifest changes', () => {
+    const root = copyWorkspace();
+    const before = hashesOf(root);
+    // efs-model, test-support and conformance are no function's (non-dev) dependency.
+    for (const crate of ['efs-model', 'test-support', 'conformance']) {
+      appendFileSync(firstSourceFile(root, crate), '\n// changed\n');
+      expect([crate, hashesOf(root)]).toEqual([crate, before]);
+    }
+    const manifest = join(root, 'Cargo.toml');
+    appendFileSync(manifest, '\n# a comment\n');
+    expect(hashesOf(root)).toEqual(before);
+    // The route table is read by the emulator and by the base stack, never by a build.
+    writeFileSync(manifest, readFileSync(manifest, 'utf8').replace('"/messages/{id}" = [\n  { method = "GET", function = "get-messages" },\n', '"/messages/{id}" = [\n'));
+    expect(loadWorkspace(root).routes).toHaveLength(7);
+    expect(hashesOf(root)).toEqual(before);
+  });
+
+  test('a path dependency outside the workspace is refused (its sources would not be in the hash)', () => {
+    const root = copyWorkspace();
+    const crate = join(root, 'functions/get/Cargo.toml');
+    writeFileSync(crate, readFileSync(crate, 'utf8').replace('[dependencies]', '[dependencies]\nvendored = { path = "../../vendor/x" }'));
+    expect(() => loadWorkspace(root)).toThrow(/path dependency 'vendored' .* is not a workspace member/);
   });
 
   test('ignore build output and the crates\' integration tests, benches and examples', () => {
