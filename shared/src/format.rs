@@ -16,6 +16,12 @@ const HEADER_FIXED_LEN: usize = MAGIC.len() + 1 + 2;
 /// keeps the header small and lets its length fit the two-byte field.
 pub const MAX_CONTENT_TYPE_LEN: usize = 1024;
 
+/// The largest file that can hold a message: the header with the longest Content-Type and the
+/// largest body any setting lets a POST store. A reader reads no more than this (and one byte to
+/// know there is more): a larger file named like a message is not one, whatever its size.
+pub const MAX_FILE_LEN: usize =
+    HEADER_FIXED_LEN + MAX_CONTENT_TYPE_LEN + crate::config::MAX_MESSAGE_BYTES_CEILING;
+
 /// A file's bytes that are not a message in this format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("not a message file")]

@@ -257,6 +257,31 @@ async fn objects_changed_through_s3_cost_one_message_never_a_listing() {
     );
 }
 
+/// A file far larger than any message the store writes (an object uploaded through S3, or a
+/// damaged file) is not read whole: it costs one message, not the function's memory.
+#[tokio::test]
+async fn a_file_larger_than_any_message_is_skipped_not_read_whole() {
+    let (_dir, store) = store();
+    let hour_ago = now_millis() - 3_600_000;
+    let good = seed(&store, MessageId::at_millis(hour_ago), b"good");
+    let huge = MessageId::at_millis(hour_ago);
+    // A well-formed message file, but with a body three times the largest a POST may store.
+    let body = vec![b'x'; 3 * shared::config::MAX_MESSAGE_BYTES_CEILING];
+    fs::write(
+        store.message_path(huge),
+        format::encode("text/plain", &body),
+    )
+    .unwrap();
+    let mut messages = Vec::new();
+    let listed = store
+        .list_into(Order::Desc, None, 100, &mut messages)
+        .await
+        .unwrap();
+    assert_eq!(messages.iter().map(|m| m.id).collect::<Vec<_>>(), [good]);
+    assert_eq!(listed.skipped, 1);
+    assert!(matches!(store.read(huge).await, Err(StoreError::Corrupt(id)) if id == huge));
+}
+
 #[tokio::test]
 async fn delete_one_and_not_found() {
     let (dir, store) = store();

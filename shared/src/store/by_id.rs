@@ -175,9 +175,15 @@ fn not_a_message(id: MessageId, error: std::io::Error) -> StoreError {
 /// Reads an open message file and decodes it; `Ok(None)` if it vanished meanwhile.
 pub(super) fn read_file(mut file: File, id: MessageId) -> Result<Option<Message>, StoreError> {
     // Messages are mostly small: one read fills this, the next finds the end. (Reading through
-    // `Take` skips the fstat and lseek that `File::read_to_end` makes for a size hint.)
+    // `Take` skips the fstat and lseek that `File::read_to_end` makes for a size hint, and bounds
+    // what a foreign file can cost.)
     let mut bytes = Vec::with_capacity(4096);
-    match (&mut file).take(u64::MAX).read_to_end(&mut bytes) {
+    match (&mut file)
+        .take(format::MAX_FILE_LEN as u64 + 1)
+        .read_to_end(&mut bytes)
+    {
+        // Larger than any message: not read whole, and not a message.
+        Ok(len) if len > format::MAX_FILE_LEN => Err(StoreError::Corrupt(id)),
         Ok(_) => decode(id, bytes).map(Some),
         Err(e) if is_missing(&e) => Ok(None),
         // Stale: the caller confirms by name.
