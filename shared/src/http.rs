@@ -323,6 +323,10 @@ impl PageSink for PageWriter {
         self.body_bytes += message.body.len();
         true
     }
+
+    fn room(&self) -> usize {
+        PAGE_BUDGET.saturating_sub(self.encoded)
+    }
 }
 
 /// The length of JSON `text` once it is itself a JSON string in the response document: every

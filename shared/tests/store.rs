@@ -839,6 +839,59 @@ impl PageSink for Room {
     }
 }
 
+/// A sink that takes everything but says it has room for `room` more body bytes, as a page near
+/// Lambda's response limit does.
+struct Tight {
+    room: usize,
+    taken: Vec<Message>,
+}
+
+impl PageSink for Tight {
+    fn offer(&mut self, message: Message) -> bool {
+        self.room = self.room.saturating_sub(message.body.len());
+        self.taken.push(message);
+        true
+    }
+
+    fn room(&self) -> usize {
+        self.room
+    }
+}
+
+#[tokio::test]
+async fn a_page_reads_no_further_ahead_than_its_sink_has_room_for_and_skips_nothing() {
+    let (_dir, store) = store();
+    let start = now_millis() - 600_000;
+    let body = vec![b'm'; 1000];
+    let ids: Vec<MessageId> = (0..300)
+        .map(|i| seed(&store, MessageId::at_millis(start + i * 300), &body))
+        .collect();
+    for order in [Order::Asc, Order::Desc] {
+        // Room for two messages and a half, then none: every window reads one message per task
+        // at most, and what it left unread comes first in the next; every message arrives once,
+        // in order.
+        let mut sink = Tight {
+            room: 2500,
+            taken: Vec::new(),
+        };
+        let listed = store
+            .list_into(order, None, 250, &mut sink)
+            .await
+            .unwrap();
+        let mut expected = ids.clone();
+        if order == Order::Desc {
+            expected.reverse();
+        }
+        assert_eq!(listed.returned, 250);
+        assert_eq!(
+            sink.taken.iter().map(|m| m.id).collect::<Vec<_>>(),
+            expected[..250],
+            "{order:?}"
+        );
+        assert_eq!(listed.next, Some(expected[249]));
+    }
+}
+
 #[tokio::test]
 async fn a_full_sink_ends_the_page_with_next() {
     let (_dir, store) = store();

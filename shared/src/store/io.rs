@@ -42,15 +42,7 @@ where
     E: Into<StoreError> + Send + 'static,
     F: Fn(I) -> Result<T, E> + Send + Sync + 'static,
 {
-    let total = items.len();
-    let tasks = total.min(IO_CONCURRENCY);
-    let mut runs: Vec<Vec<I>> = Vec::with_capacity(tasks);
-    let mut items = items.into_iter();
-    for task in 0..tasks {
-        // Runs differ in length by at most one, longer ones first.
-        let len = total / tasks + usize::from(task < total % tasks);
-        runs.push(items.by_ref().take(len).collect());
-    }
+    let runs = deal(items, IO_CONCURRENCY);
     let work = Arc::new(work);
     let done: Vec<Vec<T>> = stream::iter(runs)
         .map(|run| {
@@ -65,6 +57,20 @@ where
         .try_collect()
         .await?;
     Ok(done.into_iter().flatten().collect())
+}
+
+/// Deals `items` into at most `tasks` runs of consecutive items, in order, differing in length
+/// by at most one (longer ones first).
+pub(crate) fn deal<I>(items: Vec<I>, tasks: usize) -> Vec<Vec<I>> {
+    let total = items.len();
+    let tasks = total.min(tasks.max(1));
+    let mut runs = Vec::with_capacity(tasks);
+    let mut items = items.into_iter();
+    for task in 0..tasks {
+        let len = total / tasks + usize::from(task < total % tasks);
+        runs.push(items.by_ref().take(len).collect());
+    }
+    runs
 }
 
 #[cfg(test)]
@@ -86,6 +92,14 @@ mod tests {
             assert_eq!(out, (0..total).map(|i| i * 2).collect::<Vec<_>>());
             assert!(threads.lock().unwrap().len() <= IO_CONCURRENCY);
         }
+    }
+
+    #[test]
+    fn deals_runs_in_order_of_nearly_equal_length() {
+        let runs = deal((0..7).collect::<Vec<_>>(), 3);
+        assert_eq!(runs, vec![vec![0, 1, 2], vec![3, 4], vec![5, 6]]);
+        assert_eq!(deal((0..2).collect::<Vec<_>>(), 64), vec![vec![0], vec![1]]);
+        assert!(deal(Vec::<u8>::new(), 64).is_empty());
     }
 
     #[tokio::test]

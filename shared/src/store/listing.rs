@@ -243,6 +243,14 @@ impl Walk {
         Ok(found)
     }
 
+    /// Puts back, at the front and in order, messages taken but not read: the next `take`
+    /// returns them first.
+    pub(crate) fn put_back(&mut self, unread: Vec<Found>) {
+        for found in unread.into_iter().rev() {
+            self.frontier.push_front(Item::Found(found));
+        }
+    }
+
     /// Whether any id remains.
     pub(crate) async fn has_more(&mut self) -> Result<bool, StoreError> {
         self.fill(1).await?;
