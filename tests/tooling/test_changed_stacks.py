@@ -102,12 +102,28 @@ def test_a_nested_tests_directory_is_source(repo: Repo):
     assert repo.diff(start) == [GET]
 
 
-def test_shared_and_every_library_member_touch_every_function(repo: Repo):
-    for path in ("shared/src/store/mod.rs", "test-support/src/lib.rs", "efs-model/src/main.rs"):
-        start = repo.git("rev-parse", "HEAD")
+def test_shared_touches_every_function_and_the_test_only_crates_nothing(repo: Repo):
+    start = repo.git("rev-parse", "HEAD")
+    repo.write("shared/src/store/mod.rs", "// store\n")
+    repo.commit()
+    assert repo.diff(start) == FUNCTIONS
+    start = repo.git("rev-parse", "HEAD")
+    for path in ("test-support/src/lib.rs", "efs-model/src/main.rs", "conformance/src/lib.rs"):
         repo.write(path, f"// {path}\n")
-        repo.commit()
-        assert repo.diff(start) == FUNCTIONS, path
+    repo.commit()
+    assert repo.diff(start) == []
+
+
+def test_a_new_build_dependency_between_crates_counts(repo: Repo):
+    # post-message starts depending on efs-model: efs-model's code now counts for post alone.
+    start = repo.git("rev-parse", "HEAD")
+    manifest = (repo.root / "functions/post/Cargo.toml").read_text()
+    repo.write("functions/post/Cargo.toml", manifest.replace("[dependencies]\n", '[dependencies]\nefs-model = { path = "../../efs-model" }\n', 1))
+    repo.commit()
+    start = repo.git("rev-parse", "HEAD")
+    repo.write("efs-model/src/main.rs", "// now built into post\n")
+    repo.commit()
+    assert repo.diff(start) == [POST]
 
 
 def test_workspace_build_files_touch_every_function_not_the_base(repo: Repo):
@@ -118,7 +134,7 @@ def test_workspace_build_files_touch_every_function_not_the_base(repo: Repo):
         assert repo.diff(start) == FUNCTIONS, path
 
 
-def test_cargo_toml_touches_the_base_only_when_the_route_table_changes(repo: Repo):
+def test_cargo_toml_counts_by_what_changed_in_it(repo: Repo):
     start = repo.git("rev-parse", "HEAD")
     manifest = (repo.root / "Cargo.toml").read_text()
     repo.write("Cargo.toml", manifest.replace('opt-level = "s"', 'opt-level = 3'))
@@ -132,7 +148,13 @@ def test_cargo_toml_touches_the_base_only_when_the_route_table_changes(repo: Rep
     assert routed != manifest
     repo.write("Cargo.toml", routed)
     repo.commit("a route")
-    assert repo.diff(start) == EVERYTHING
+    assert repo.diff(start) == EVERYTHING  # the base stack's policies and the function stacks' routes
+
+    start = repo.git("rev-parse", "HEAD")
+    repo.write("Cargo.toml", (repo.root / "Cargo.toml").read_text() + "\n# a comment\n")
+    repo.commit("a comment")
+    assert repo.diff(start) == []
+    assert repo.stacks("--files", "Cargo.toml")[0] == EVERYTHING  # without a diff: unknown, so all
 
 
 def test_infra_files_touch_what_they_build(repo: Repo):
