@@ -874,10 +874,7 @@ async fn a_page_reads_no_further_ahead_than_its_sink_has_room_for_and_skips_noth
             room: 2500,
             taken: Vec::new(),
         };
-        let listed = store
-            .list_into(order, None, 250, &mut sink)
-            .await
-            .unwrap();
+        let listed = store.list_into(order, None, 250, &mut sink).await.unwrap();
         let mut expected = ids.clone();
         if order == Order::Desc {
             expected.reverse();
