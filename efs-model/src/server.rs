@@ -236,14 +236,9 @@ impl Server {
         name: &OsStr,
         mode: u32,
     ) -> Result<(Handle, Attr, Changed), Errno> {
-        let dir = self.dir(dir)?;
-        let before = self.fgetattr(&dir)?;
-        rustix::fs::mkdirat(&dir, name, Mode::from_raw_mode(mode & 0o7777))
-            .map_err(|e| e.raw_os_error())?;
-        let attr = attr_of(&dir, name, AtFlags::SYMLINK_NOFOLLOW)?;
-        let handle = handle_at(&dir, name, 0)?;
-        let after = self.fgetattr(&dir)?;
-        Ok((handle, attr, Changed { before, after }))
+        self.make_at(dir, name, |dir| {
+            rustix::fs::mkdirat(dir, name, Mode::from_raw_mode(mode & 0o7777))
+        })
     }
 
     /// SYMLINK.
@@ -253,9 +248,19 @@ impl Server {
         name: &OsStr,
         target: &Path,
     ) -> Result<(Handle, Attr, Changed), Errno> {
+        self.make_at(dir, name, |dir| rustix::fs::symlinkat(target, dir, name))
+    }
+
+    /// A name made in a directory by `make`: its handle and attributes, and the directory's change.
+    fn make_at(
+        &self,
+        dir: &Handle,
+        name: &OsStr,
+        make: impl FnOnce(&OwnedFd) -> rustix::io::Result<()>,
+    ) -> Result<(Handle, Attr, Changed), Errno> {
         let dir = self.dir(dir)?;
         let before = self.fgetattr(&dir)?;
-        rustix::fs::symlinkat(target, &dir, name).map_err(|e| e.raw_os_error())?;
+        make(&dir).map_err(|e| e.raw_os_error())?;
         let attr = attr_of(&dir, name, AtFlags::SYMLINK_NOFOLLOW)?;
         let handle = handle_at(&dir, name, 0)?;
         let after = self.fgetattr(&dir)?;

@@ -67,14 +67,9 @@ impl ModelFs {
         name: &OsStr,
         mode: u32,
     ) -> Result<(Handle, Attr)> {
-        let dir = self.handle(parent)?;
-        let (handle, attr, changed) = self.named(
-            &dir,
-            name,
-            call.rpc(Rpc::Create, || self.server.mknod(&dir, name, mode)),
-        )?;
-        self.new_object(&dir, name, &handle, attr, changed);
-        Ok((handle, attr))
+        self.make_in(call, parent, name, Rpc::Create, |dir| {
+            self.server.mknod(dir, name, mode)
+        })
     }
 
     pub(super) fn mkdir_in(
@@ -84,14 +79,9 @@ impl ModelFs {
         name: &OsStr,
         mode: u32,
     ) -> Result<(Handle, Attr)> {
-        let dir = self.handle(parent)?;
-        let (handle, attr, changed) = self.named(
-            &dir,
-            name,
-            call.rpc(Rpc::Mkdir, || self.server.mkdir(&dir, name, mode)),
-        )?;
-        self.new_object(&dir, name, &handle, attr, changed);
-        Ok((handle, attr))
+        self.make_in(call, parent, name, Rpc::Mkdir, |dir| {
+            self.server.mkdir(dir, name, mode)
+        })
     }
 
     pub(super) fn symlink_in(
@@ -101,12 +91,22 @@ impl ModelFs {
         name: &OsStr,
         target: &Path,
     ) -> Result<(Handle, Attr)> {
+        self.make_in(call, parent, name, Rpc::Symlink, |dir| {
+            self.server.symlink(dir, name, target)
+        })
+    }
+
+    /// MKNOD, MKDIR, SYMLINK: one round trip that makes a name, which this client then knows.
+    fn make_in(
+        &self,
+        call: &mut Call<'_>,
+        parent: INodeNo,
+        name: &OsStr,
+        rpc: Rpc,
+        make: impl FnOnce(&Handle) -> Result<(Handle, Attr, crate::server::Changed)>,
+    ) -> Result<(Handle, Attr)> {
         let dir = self.handle(parent)?;
-        let (handle, attr, changed) = self.named(
-            &dir,
-            name,
-            call.rpc(Rpc::Symlink, || self.server.symlink(&dir, name, target)),
-        )?;
+        let (handle, attr, changed) = self.named(&dir, name, call.rpc(rpc, || make(&dir)))?;
         self.new_object(&dir, name, &handle, attr, changed);
         Ok((handle, attr))
     }
