@@ -1,15 +1,17 @@
-import { Duration, RemovalPolicy, Validations } from 'aws-cdk-lib';
+import { Annotations, Duration, RemovalPolicy, Validations } from 'aws-cdk-lib';
 import * as apigwv2 from 'aws-cdk-lib/aws-apigatewayv2';
 import { HttpLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import { ApiAccess, DEFAULT_ACCESS, pinRouteAuthorization, RouteAuthorizers } from './access';
+import { BaseValues } from './base-values';
 import { DEFAULT_ROUTE_THROTTLES, RouteThrottle, RouteThrottles, throttleClassOf } from './api';
 import { RustCode } from './code';
 import { SdkCallProvider } from './sdk-call';
-import { ClientAction, MessageStorage, MOUNT_PATH } from './storage';
+import { ClientAction, MOUNT_PATH } from './storage';
 import { Route, WorkspaceFunction } from './workspace';
 
 /** The contract's largest accepted message (`MAX_MESSAGE_BYTES`). */
@@ -80,20 +82,20 @@ const VPC_ACCESS_ACTIONS = [
  * not have; this one grants only the given actions, on this file system, through this access point.
  */
 class AccessPointMount extends lambda.FileSystem {
-  constructor(storage: MessageStorage, actions: string[]) {
+  constructor(base: BaseValues, actions: string[]) {
     super({
-      arn: storage.accessPoint.accessPointArn,
+      arn: base.accessPointArn,
       localMountPath: MOUNT_PATH,
-      // The function is created only after the mount targets exist (and, in another stack, only
-      // after the whole storage stack, whose access point waits for them: see MessageStorage).
-      dependency: [storage.fileSystem.mountTargetsAvailable],
+      // The function is created only after the mount targets exist: its stack depends on the base
+      // stack, whose access point waits for them (see MessageStorage and FunctionStack).
+      dependency: [],
       // No `connections`: the NFS rules between the two security groups are declared once, in
       // MessageStorage, instead of being added by each function.
       policies: [
         new iam.PolicyStatement({
           actions,
-          resources: [storage.fileSystem.fileSystemArn],
-          conditions: { StringEquals: { 'elasticfilesystem:AccessPointArn': storage.accessPoint.accessPointArn } },
+          resources: [base.fileSystemArn],
+          conditions: { StringEquals: { 'elasticfilesystem:AccessPointArn': base.accessPointArn } },
         }),
       ],
     });
@@ -101,8 +103,11 @@ class AccessPointMount extends lambda.FileSystem {
 }
 
 export interface MessageFunctionProps {
-  readonly storage: MessageStorage;
-  readonly httpApi: apigwv2.IHttpApi;
+  /**
+   * What the function uses of the base stack (its network, the access point, the API): references
+   * whose text changes whenever the base resource is replaced (see BaseValueOutputs).
+   */
+  readonly base: BaseValues;
   /** The binary, its crate and its routes, read from the Cargo workspace. */
   readonly fn: WorkspaceFunction;
   /** The workspace's root Cargo.toml, built by cargo-lambda. */
@@ -155,7 +160,7 @@ export class MessageFunction extends Construct {
 
   constructor(scope: Construct, id: string, props: MessageFunctionProps) {
     super(scope, id);
-    const { storage, fn } = props;
+    const { base, fn } = props;
     if (props.reservedConcurrency !== undefined && !(Number.isInteger(props.reservedConcurrency) && props.reservedConcurrency >= MIN_RESERVED_CONCURRENCY)) {
       throw new Error(`reserved concurrency must be a whole number of at least ${MIN_RESERVED_CONCURRENCY}, got ${props.reservedConcurrency}`);
     }
@@ -203,6 +208,13 @@ export class MessageFunction extends Construct {
       sourceHash: fn.sourceHash,
       architecture,
     });
+    const vpc = ec2.Vpc.fromVpcAttributes(this, 'Vpc', {
+      vpcId: base.vpcId,
+      availabilityZones: base.availabilityZones,
+      isolatedSubnetIds: base.subnetIds,
+    });
+    // The function only places its network interfaces in these subnets; nothing reads their routes.
+    Annotations.of(vpc).acknowledgeWarning('@aws-cdk/aws-ec2:noSubnetRouteTableId', 'the function never uses the subnets\' route tables');
     this.function = new lambda.Function(this, 'Function', {
       code: this.code.code,
       handler: 'bootstrap',
@@ -229,10 +241,12 @@ export class MessageFunction extends Construct {
         // dashboard read only its own functions' metrics, whatever else runs in the account.
         [DEPLOYMENT_ENV]: props.deploymentName,
       },
-      vpc: storage.vpc,
-      vpcSubnets: storage.subnets,
-      securityGroups: [storage.functionSecurityGroup],
-      filesystem: new AccessPointMount(storage, efsActions),
+      // The base stack's isolated subnets and the functions' security group (NFS to the mount
+      // targets only), imported through references that change when they are replaced.
+      vpc,
+      vpcSubnets: { subnetType: ec2.SubnetType.PRIVATE_ISOLATED },
+      securityGroups: [ec2.SecurityGroup.fromSecurityGroupId(this, 'SecurityGroup', base.functionSecurityGroupId, { mutable: false })],
+      filesystem: new AccessPointMount(base, efsActions),
     });
 
     // Each deploy of new code publishes a version (its logical id hashes the code and
@@ -249,7 +263,7 @@ export class MessageFunction extends Construct {
     // into this stack so that a JWT authorizer (jwt mode) is created here, next to the routes
     // that use it, not in the base stack (see RouteAuthorizers).
     const access = props.access ?? DEFAULT_ACCESS;
-    const api = apigwv2.HttpApi.fromHttpApiAttributes(this, 'Api', { httpApiId: props.httpApi.apiId });
+    const api = apigwv2.HttpApi.fromHttpApiAttributes(this, 'Api', { httpApiId: base.apiId });
     const authorizers = new RouteAuthorizers(access, `${fn.binaryName}-jwt`);
     // Integrated with the alias, so the invoke permissions are the alias's too.
     const integration = new HttpLambdaIntegration('Integration', this.alias);

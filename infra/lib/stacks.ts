@@ -1,8 +1,10 @@
-import { Annotations, CfnOutput, RemovalPolicy, Stack, StackProps } from 'aws-cdk-lib';
+import { Annotations, CfnOutput, CfnResource, RemovalPolicy, Stack, StackProps } from 'aws-cdk-lib';
+import * as sns from 'aws-cdk-lib/aws-sns';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import { AccessPolicies, ApiAccess, DEFAULT_ACCESS } from './access';
 import { AlarmTopic, FunctionAlarms, PlatformAlarms } from './alarms';
+import { BaseValueOutputs } from './base-values';
 import { MessagesApi, RouteThrottles } from './api';
 import { SpendBudget } from './budget';
 import { DashboardFunction, OperationsDashboard } from './dashboard';
@@ -58,6 +60,8 @@ export class BaseStack extends Stack {
   readonly dashboard: OperationsDashboard;
   /** With context `monthlyBudgetUsd` only. */
   readonly budget?: SpendBudget;
+  /** What the function stacks read (see BaseValueOutputs). */
+  readonly shared: BaseValueOutputs;
 
   constructor(scope: Construct, id: string, props: BaseStackProps) {
     super(scope, id, props);
@@ -113,6 +117,18 @@ export class BaseStack extends Stack {
         alarmTopic: this.alarmTopic,
       });
     }
+    // What the function stacks read, through outputs named after the identity of what they name.
+    const cfn = (c: Construct) => c.node.defaultChild as CfnResource;
+    this.shared = new BaseValueOutputs(this, 'Shared', {
+      vpc: { resource: cfn(this.storage.vpc) },
+      subnets: this.storage.vpc.isolatedSubnets.map((subnet) => ({ resource: cfn(subnet) })),
+      availabilityZones: this.storage.vpc.isolatedSubnets.map((subnet) => subnet.availabilityZone),
+      functionSecurityGroup: { resource: cfn(this.storage.functionSecurityGroup), attribute: 'GroupId' },
+      fileSystem: { resource: cfn(this.storage.fileSystem), attribute: 'Arn' },
+      accessPoint: { resource: cfn(this.storage.accessPoint), attribute: 'Arn' },
+      api: { resource: cfn(this.api.httpApi) },
+      alarmTopic: { resource: cfn(this.alarmTopic.topic) },
+    });
     new CfnOutput(this, 'AlarmTopicArn', { value: this.alarmTopic.topic.topicArn, description: 'Every alarm notifies this topic' });
     new CfnOutput(this, 'FileSystemId', { value: this.storage.fileSystem.fileSystemId });
     new CfnOutput(this, 'AccessPointId', { value: this.storage.accessPoint.accessPointId });
@@ -158,9 +174,12 @@ export class FunctionStack extends Stack {
 
   constructor(scope: Construct, id: string, props: FunctionStackProps) {
     super(scope, id, props);
+    // Deployed after the base stack (its mount targets, access point and API exist first), and
+    // reading it only through BaseValueOutputs' references.
+    this.addStackDependency(props.base);
+    const base = props.base.shared.values;
     this.messageFunction = new MessageFunction(this, 'Handler', {
-      storage: props.base.storage,
-      httpApi: props.base.api.httpApi,
+      base,
       fn: props.fn,
       manifestPath: props.manifestPath,
       reservedConcurrency: props.reservedConcurrency,
@@ -182,7 +201,7 @@ export class FunctionStack extends Stack {
       version: fn.version,
       alias: fn.alias,
       timeout: FUNCTION_TIMEOUT,
-      topic: props.base.alarmTopic.topic,
+      topic: sns.Topic.fromTopicArn(this, 'AlarmTopic', base.alarmTopicArn),
       reservedConcurrency: props.reservedConcurrency,
       logGroupName: fn.logGroup.logGroupName,
     });

@@ -4,6 +4,8 @@ import {
   allStatements,
   asList,
   BASE_STACK,
+  baseOutputRef,
+  baseValueOutput,
   CONTRACT_ROUTES,
   FUNCTION_NAMES,
   functionStackName,
@@ -93,7 +95,7 @@ describe('access=jwt: every route requires a JWT with the method\'s scope', () =
       IdentitySource: ['$request.header.Authorization'],
       JwtConfiguration: { Issuer: ACCESS_CONTEXT.jwt.jwtIssuer, Audience: [ACCESS_CONTEXT.jwt.jwtAudience] },
     });
-    expect(JSON.stringify(authorizer.Properties.ApiId)).toMatch(/"StackName":"EfsMessages-base".*PublishOutputRefApiHttpApi/);
+    expect(authorizer.Properties.ApiId).toEqual(baseOutputRef(baseValueOutput(templates[BASE_STACK], 'ApiId')));
     for (const [, route] of resourcesOfType(json, 'AWS::ApiGatewayV2::Route')) {
       expect(route.Properties.AuthorizerId).toEqual({ Ref: authorizerId });
     }

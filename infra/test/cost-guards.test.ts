@@ -4,6 +4,7 @@ import {
   ACCESS_CONTEXT,
   asList,
   BASE_STACK,
+  baseValueOutput,
   CONTRACT_ROUTES,
   expectSdkCallProvider,
   FUNCTION_NAMES,
@@ -36,11 +37,11 @@ function throttlesOf(templates: Record<string, any>): Map<string, [string, strin
   return out;
 }
 
-const API_OUTPUT = '${Output:PublishOutputRefApiHttpApi4C294DC08E38A177}';
-
 describe.each(MODES)('access=%s: retention, route throttles, the caller in the access log', (mode) => {
   const { templates } = synth({ context: ACCESS_CONTEXT[mode] });
   const base = templates[BASE_STACK];
+  /** The API id in a function stack: the base stack's output (renderIntrinsics' placeholder). */
+  const API_OUTPUT = `\${Output:${baseValueOutput(base, 'ApiId')}}`;
 
   test('no reserved concurrency by default: each function\'s concurrency is bounded by its routes\' throttles instead', () => {
     for (const binary of FUNCTION_NAMES) {

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { BUNDLING_STACKS, buildMessagesApp, MessagesApp } from '../lib/app';
 import { parse } from 'smol-toml';
 import { DEFAULT_WORKSPACE_ROOT, workspaceMembers } from '../lib/workspace';
+import { IDENTITY_SUFFIX_LENGTH } from '../lib/base-values';
 
 /** The feature flags of cdk.json, so tests synthesise exactly what `cdk synth` does. */
 export function cdkJsonContext(): Record<string, unknown> {
@@ -72,7 +73,15 @@ afterAll(() => {
  * unacknowledged finding throws here) and, unless `bundle` is set, without building any Rust code
  * (CDK's own `aws:cdk:bundling-stacks = []` context).
  */
-export function synth(options: { context?: Record<string, unknown>; workspaceRoot?: string; bundle?: boolean } = {}): Synthesized {
+export function synth(
+  options: {
+    context?: Record<string, unknown>;
+    workspaceRoot?: string;
+    bundle?: boolean;
+    /** Changes the built app before it is synthesised (e.g. a base resource's property). */
+    mutate?: (built: MessagesApp) => void;
+  } = {},
+): Synthesized {
   const outdir = tempDir('efs-messages-cdk-');
   const app = new App({
     outdir,
@@ -84,6 +93,7 @@ export function synth(options: { context?: Record<string, unknown>; workspaceRoo
     },
   });
   const built = buildMessagesApp(app);
+  options.mutate?.(built);
   const assembly = app.synth();
   const templates: Record<string, any> = {};
   const templateText: Record<string, string> = {};
@@ -212,4 +222,22 @@ export function expectSdkCallProvider(json: any): void {
   expect(defaultPolicy.Properties.PolicyDocument.Statement).toEqual([
     { Action: ['logs:CreateLogStream', 'logs:PutLogEvents'], Effect: 'Allow', Resource: { 'Fn::GetAtt': [logGroupId, 'Arn'] } },
   ]);
+}
+
+/**
+ * The logical id of the base stack's output that the function stacks read for `name` (`ApiId`,
+ * `AccessPointArn`, ...): the name and a digest of the identity of the resource (BaseValueOutputs).
+ */
+export function baseValueOutput(baseTemplate: any, name: string): string {
+  const pattern = new RegExp(`^${name}[0-9a-f]{${IDENTITY_SUFFIX_LENGTH}}$`);
+  const ids = Object.keys(baseTemplate.Outputs ?? {}).filter((id) => pattern.test(id));
+  if (ids.length !== 1) {
+    throw new Error(`expected one base output ${name}<digest>, found ${JSON.stringify(ids)}`);
+  }
+  return ids[0];
+}
+
+/** `Fn::GetStackOutput` of a base stack output, as a function stack renders it. */
+export function baseOutputRef(outputName: string): any {
+  return { 'Fn::GetStackOutput': { StackName: BASE_STACK, Region: { Ref: 'AWS::Region' }, OutputName: outputName } };
 }

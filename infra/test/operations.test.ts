@@ -1,5 +1,5 @@
 import { Template } from 'aws-cdk-lib/assertions';
-import { ACCESS_CONTEXT, asList, BASE_STACK, FUNCTION_NAMES, functionStackName, renderJoin, resourcesOfType, synth } from './helpers';
+import { ACCESS_CONTEXT, asList, BASE_STACK, baseOutputRef, baseValueOutput, FUNCTION_NAMES, functionStackName, renderJoin, resourcesOfType, synth } from './helpers';
 
 /** An `Fn::Join` of literals and intrinsics as one string (other intrinsics as placeholders). */
 const render = (value: any): string => renderJoin(value, false);
@@ -29,8 +29,9 @@ describe('operations: per-function alarms, safe deploys, platform alarms, dashbo
       expect(Object.keys(alarms)).toHaveLength(4);
       for (const alarm of Object.values(alarms)) {
         expect(alarm.AlarmActions).toHaveLength(1);
-        expect(alarm.AlarmActions[0]['Fn::GetStackOutput']).toMatchObject({ StackName: BASE_STACK });
-        expect(alarm.AlarmActions[0]['Fn::GetStackOutput'].OutputName).toMatch(new RegExp(`^PublishOutputRef${topicId}`));
+        const topicOutput = baseValueOutput(base, 'AlarmTopicArn');
+        expect(alarm.AlarmActions).toEqual([baseOutputRef(topicOutput)]);
+        expect(base.Outputs[topicOutput].Value).toEqual({ Ref: topicId });
         expect(render(alarm.AlarmDescription)).toMatch(new RegExp(`^${binary}: .*Look first at `));
       }
     });
