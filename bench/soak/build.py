@@ -10,6 +10,7 @@ target/release so that the dependencies are not compiled again), and puts the bi
 COMMIT file in /tmp/efs-soak-build/<sha>/bin, which it prints: pass it as --bin-dir.
 """
 
+import argparse
 import os
 import shutil
 import subprocess
@@ -24,8 +25,17 @@ BINARIES = ["get-messages", "post-message", "delete-messages", "latfs"]
 
 
 def main(argv=None):
-    argv = sys.argv[1:] if argv is None else argv
-    commit = argv[0] if argv else "HEAD"
+    parser = argparse.ArgumentParser(
+        prog="python3 -m soak.build",
+        description="Builds the release binaries of one commit (get-messages, post-message, "
+                    "delete-messages, latfs) away from the working tree and prints the "
+                    "directory that holds them: pass it as --bin-dir to soak.py, visibility.py "
+                    f"(and --binaries to the other benchmarks). Builds go to {BUILD}/<sha> "
+                    "(EFS_SOAK_BUILD overrides the place); a commit already built is not "
+                    "built again.")
+    parser.add_argument("commit", nargs="?", default="HEAD",
+                        help="the commit to build (any git revision; default: HEAD)")
+    commit = parser.parse_args(argv).commit
     sha = subprocess.run(["git", "-C", str(ROOT), "rev-parse", commit], check=True,
                          capture_output=True, text=True).stdout.strip()
     home = BUILD / sha
