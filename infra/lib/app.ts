@@ -1,4 +1,4 @@
-import { App, RemovalPolicy, Validations } from 'aws-cdk-lib';
+import { Annotations, App, RemovalPolicy, Validations } from 'aws-cdk-lib';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { ApiAccess, parseAccess } from './access';
@@ -8,6 +8,15 @@ import { parseMonthlyBudget } from './budget';
 import { DeploymentStyle, parseDeploymentStyle, parseSkipCanary, SKIP_CANARY } from './deployment';
 import { DEFAULT_MESSAGE_RETENTION_DAYS, FUNCTION_TIMEOUT, MAX_MESSAGE_RETENTION_DAYS, MIN_RESERVED_CONCURRENCY } from './function';
 import { addGitHubDeployRole } from './github-deploy-role';
+import {
+  CHANGE_SETTINGS,
+  contextValue,
+  describeChanges,
+  resolveSettings,
+  ResolvedSettings,
+  SETTING_KEYS,
+  SettingKey,
+} from './settings';
 import { BaseStack, FunctionStack } from './stacks';
 import { DEFAULT_WORKSPACE_ROOT, loadWorkspace, Workspace } from './workspace';
 
@@ -50,6 +59,11 @@ export interface MessagesAppSettings {
   readonly alarmEmail: string | undefined;
   /** Context `storageAlarmGiB` (default 10): the EFS storage alarm's threshold. */
   readonly storageAlarmGiB: number;
+  /**
+   * Where the values came from: the deployment's recorded settings (`infra/deployments.json`)
+   * and the `-c` values that change them (only with `-c changeSettings=true`).
+   */
+  readonly source?: ResolvedSettings;
 }
 
 export interface MessagesApp {
@@ -59,13 +73,11 @@ export interface MessagesApp {
   readonly functionStacks: Map<string, FunctionStack>;
 }
 
-function contextString(app: App, key: string): string | undefined {
-  const value = app.node.tryGetContext(key);
-  return value === undefined || value === null ? undefined : String(value);
-}
+/** A setting's raw value for this synth (`-c`, else the recorded one), `undefined` for the default. */
+type Lookup = (key: SettingKey) => string | undefined;
 
-function contextNumber(app: App, key: string, fallback: number): number {
-  const raw = contextString(app, key);
+function contextNumber(get: Lookup, key: SettingKey, fallback: number): number {
+  const raw = get(key);
   if (raw === undefined) {
     return fallback;
   }
@@ -84,8 +96,8 @@ function positive(value: number, key: string): number {
 }
 
 /** Context `key` as a whole number from `min` to `max`. */
-function contextInteger(app: App, key: string, fallback: number, min: number, max: number): number {
-  const raw = contextString(app, key);
+function contextInteger(get: Lookup, key: SettingKey, fallback: number, min: number, max: number): number {
+  const raw = get(key);
   if (raw === undefined) {
     return fallback;
   }
@@ -101,18 +113,18 @@ function contextInteger(app: App, key: string, fallback: number, min: number, ma
  * number of at least 1, and no route set above the stage's default (its ceiling). A route left at
  * its default is lowered to the ceiling when the stage's default is set below it.
  */
-function readThrottles(app: App): { stage: ThrottleLimit; routes: RouteThrottles } {
+function readThrottles(get: Lookup): { stage: ThrottleLimit; routes: RouteThrottles } {
   const stage: ThrottleLimit = {
-    rateLimit: contextInteger(app, 'throttleRateLimit', DEFAULT_STAGE_THROTTLE.rateLimit, 1, Number.MAX_SAFE_INTEGER),
-    burstLimit: contextInteger(app, 'throttleBurstLimit', DEFAULT_STAGE_THROTTLE.burstLimit, 1, Number.MAX_SAFE_INTEGER),
+    rateLimit: contextInteger(get, 'throttleRateLimit', DEFAULT_STAGE_THROTTLE.rateLimit, 1, Number.MAX_SAFE_INTEGER),
+    burstLimit: contextInteger(get, 'throttleBurstLimit', DEFAULT_STAGE_THROTTLE.burstLimit, 1, Number.MAX_SAFE_INTEGER),
   };
   const routes = Object.fromEntries(
     THROTTLED_METHODS.map((method) => {
       const prefix = method.toLowerCase();
       const fallback = DEFAULT_ROUTE_THROTTLES[method];
       const limit: ThrottleLimit = {
-        rateLimit: contextInteger(app, `${prefix}RateLimit`, Math.min(fallback.rateLimit, stage.rateLimit), 1, stage.rateLimit),
-        burstLimit: contextInteger(app, `${prefix}BurstLimit`, Math.min(fallback.burstLimit, stage.burstLimit), 1, stage.burstLimit),
+        rateLimit: contextInteger(get, `${prefix}RateLimit` as SettingKey, Math.min(fallback.rateLimit, stage.rateLimit), 1, stage.rateLimit),
+        burstLimit: contextInteger(get, `${prefix}BurstLimit` as SettingKey, Math.min(fallback.burstLimit, stage.burstLimit), 1, stage.burstLimit),
       };
       return [method, limit];
     }),
@@ -154,33 +166,91 @@ export function parseReservedConcurrency(raw: string | undefined): number | unde
   return value;
 }
 
+/** The settings as `infra/deployments.json` records them, defaults filled in: what a synth deploys. */
+export function settingsRecord(settings: MessagesAppSettings): Record<SettingKey, string | number | null> {
+  const { access, routeThrottles: routes } = settings;
+  return {
+    removalPolicy: settings.removalPolicy === RemovalPolicy.RETAIN ? 'retain' : 'destroy',
+    reservedConcurrency: settings.reservedConcurrency ?? 'none',
+    throttleRateLimit: settings.throttleRateLimit,
+    throttleBurstLimit: settings.throttleBurstLimit,
+    getRateLimit: routes.GET.rateLimit,
+    getBurstLimit: routes.GET.burstLimit,
+    postRateLimit: routes.POST.rateLimit,
+    postBurstLimit: routes.POST.burstLimit,
+    deleteRateLimit: routes.DELETE.rateLimit,
+    deleteBurstLimit: routes.DELETE.burstLimit,
+    retentionDays: settings.retentionDays,
+    monthlyBudgetUsd: settings.monthlyBudgetUsd ?? null,
+    logRetentionDays: settings.logRetention,
+    access: access.mode,
+    jwtIssuer: access.mode === 'jwt' ? access.issuer : null,
+    jwtAudience: access.mode === 'jwt' ? access.audience.join(',') : null,
+    deployment: settings.deployment,
+    alarmEmail: settings.alarmEmail ?? null,
+    storageAlarmGiB: settings.storageAlarmGiB,
+  };
+}
+
+/** The settings the base stack reads. */
+export const BASE_SETTING_KEYS: readonly SettingKey[] = [
+  'removalPolicy',
+  'throttleRateLimit',
+  'throttleBurstLimit',
+  'logRetentionDays',
+  'access',
+  'monthlyBudgetUsd',
+  'alarmEmail',
+  'storageAlarmGiB',
+];
+
+/** The settings a function stack reads: its routes' methods decide which route throttles. */
+export function functionSettingKeys(methods: readonly string[]): SettingKey[] {
+  const own = THROTTLED_METHODS.filter((m) => methods.includes(m)).flatMap((m) => [
+    `${m.toLowerCase()}RateLimit` as SettingKey,
+    `${m.toLowerCase()}BurstLimit` as SettingKey,
+  ]);
+  const keys: SettingKey[] = ['removalPolicy', 'reservedConcurrency', 'throttleRateLimit', 'throttleBurstLimit', ...own];
+  keys.push('retentionDays', 'logRetentionDays', 'access', 'jwtIssuer', 'jwtAudience', 'deployment');
+  return SETTING_KEYS.filter((k) => keys.includes(k));
+}
+
+function pick<T>(record: Record<SettingKey, T>, keys: readonly SettingKey[]): Partial<Record<SettingKey, T>> {
+  return Object.fromEntries(keys.map((k) => [k, record[k]]));
+}
+
 /** Reads the app's settings from context, with the documented defaults. */
 export function readSettings(app: App): MessagesAppSettings {
-  const removal = (contextString(app, 'removalPolicy') ?? 'destroy').toLowerCase();
+  // The deployment's recorded settings, and the -c values given (which must agree with them
+  // unless -c changeSettings=true: see lib/settings.ts).
+  const source = resolveSettings(app);
+  const get: Lookup = source.lookup;
+  const removal = (get('removalPolicy') ?? 'destroy').toLowerCase();
   if (removal !== 'destroy' && removal !== 'retain') {
     throw new Error(`context 'removalPolicy' must be 'destroy' or 'retain', got '${removal}'`);
   }
-  const reserved = contextString(app, 'reservedConcurrency');
-  const logRetentionDays = contextNumber(app, 'logRetentionDays', 7);
+  const reserved = get('reservedConcurrency');
+  const logRetentionDays = contextNumber(get, 'logRetentionDays', 7);
   if (!(Object.values(logs.RetentionDays) as unknown[]).includes(logRetentionDays)) {
     throw new Error(`context 'logRetentionDays' is not a CloudWatch Logs retention period: ${logRetentionDays}`);
   }
-  const throttles = readThrottles(app);
+  const throttles = readThrottles(get);
   return {
-    workspaceRoot: contextString(app, 'workspaceRoot') ?? DEFAULT_WORKSPACE_ROOT,
-    stackPrefix: contextString(app, 'stackPrefix') ?? 'EfsMessages',
+    workspaceRoot: contextValue(app, 'workspaceRoot') ?? DEFAULT_WORKSPACE_ROOT,
+    stackPrefix: source.prefix,
     removalPolicy: removal === 'retain' ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY,
     reservedConcurrency: parseReservedConcurrency(reserved),
     throttleRateLimit: throttles.stage.rateLimit,
     throttleBurstLimit: throttles.stage.burstLimit,
     routeThrottles: throttles.routes,
-    retentionDays: contextInteger(app, 'retentionDays', DEFAULT_MESSAGE_RETENTION_DAYS, 0, MAX_MESSAGE_RETENTION_DAYS),
-    monthlyBudgetUsd: parseMonthlyBudget(contextString(app, 'monthlyBudgetUsd')),
+    retentionDays: contextInteger(get, 'retentionDays', DEFAULT_MESSAGE_RETENTION_DAYS, 0, MAX_MESSAGE_RETENTION_DAYS),
+    monthlyBudgetUsd: parseMonthlyBudget(get('monthlyBudgetUsd')),
     logRetention: logRetentionDays as logs.RetentionDays,
-    access: parseAccess(contextString(app, 'access'), contextString(app, 'jwtIssuer'), contextString(app, 'jwtAudience')),
-    deployment: parseDeploymentStyle(contextString(app, 'deployment')),
-    alarmEmail: parseAlarmEmail(contextString(app, 'alarmEmail')),
-    storageAlarmGiB: positive(contextNumber(app, 'storageAlarmGiB', DEFAULT_STORAGE_ALARM_GIB), 'storageAlarmGiB'),
+    access: parseAccess(get('access'), get('jwtIssuer'), get('jwtAudience')),
+    deployment: parseDeploymentStyle(get('deployment')),
+    alarmEmail: parseAlarmEmail(get('alarmEmail')),
+    storageAlarmGiB: positive(contextNumber(get, 'storageAlarmGiB', DEFAULT_STORAGE_ALARM_GIB), 'storageAlarmGiB'),
+    source,
   };
 }
 
@@ -201,6 +271,9 @@ export function buildMessagesApp(app: App, settings: MessagesAppSettings = readS
     }
     return name;
   };
+  // What this synth deploys, as deployments.json records it: each stack states the part it reads
+  // (output `Settings`), so a change of a setting touches only the stacks that use it.
+  const recorded = settingsRecord(settings);
   const base = new BaseStack(app, `${settings.stackPrefix}-base`, {
     deploymentName: settings.stackPrefix,
     description: 'Messages API: VPC (no NAT), encrypted EFS + access point, HTTP API stage and access logs',
@@ -218,7 +291,22 @@ export function buildMessagesApp(app: App, settings: MessagesAppSettings = readS
     alarmEmail: settings.alarmEmail,
     storageAlarmGiB: settings.storageAlarmGiB,
     monthlyBudgetUsd: settings.monthlyBudgetUsd,
+    settings: pick(recorded, BASE_SETTING_KEYS),
   });
+  const source = settings.source;
+  if (source && source.changes.length > 0) {
+    Annotations.of(base).addWarningV2(
+      '@efs-messages:settingsChanged',
+      `${CHANGE_SETTINGS}=true: this deploy changes deployment '${source.prefix}' from its recorded settings (${source.file}):\n` +
+        `${describeChanges(source.changes)}\nRecord them there and commit, or the next deploy without these -c options puts the recorded values back.`,
+    );
+  } else if (source && !source.recorded) {
+    Annotations.of(base).addWarningV2(
+      '@efs-messages:settingsNotRecorded',
+      `deployment '${source.prefix}' has no settings in ${source.file}: the app's defaults apply. ` +
+        `Record them there (the stacks' Settings outputs say what this deploy used), so that later deploys keep them.`,
+    );
+  }
 
   const functionStacks = new Map<string, FunctionStack>();
   for (const fn of workspace.functions) {
@@ -237,6 +325,7 @@ export function buildMessagesApp(app: App, settings: MessagesAppSettings = readS
       skipCanary: parseSkipCanary(app.node.tryGetContext(SKIP_CANARY)),
       retentionDays: settings.retentionDays,
       routeThrottles: settings.routeThrottles,
+      settings: pick(recorded, functionSettingKeys(fn.routes.map((r) => r.method))),
     });
     functionStacks.set(fn.binaryName, stack);
   }

@@ -43,6 +43,8 @@ export interface BaseStackProps extends StackProps {
   readonly storageAlarmGiB?: number;
   /** Context `monthlyBudgetUsd`: a cost budget notifying the alarm topic. @default none */
   readonly monthlyBudgetUsd?: number;
+  /** The deployment settings this stack reads, stated as its `Settings` output. @default none */
+  readonly settings?: Record<string, unknown>;
 }
 
 /**
@@ -132,6 +134,17 @@ export class BaseStack extends Stack {
     new CfnOutput(this, 'AlarmTopicArn', { value: this.alarmTopic.topic.topicArn, description: 'Every alarm notifies this topic' });
     new CfnOutput(this, 'FileSystemId', { value: this.storage.fileSystem.fileSystemId });
     new CfnOutput(this, 'AccessPointId', { value: this.storage.accessPoint.accessPointId });
+    settingsOutput(this, props.settings);
+  }
+}
+
+/** Output `Settings`: the deployment settings (infra/deployments.json) a stack was deployed with. */
+function settingsOutput(stack: Stack, settings: Record<string, unknown> | undefined): void {
+  if (settings !== undefined) {
+    new CfnOutput(stack, 'Settings', {
+      value: JSON.stringify(settings),
+      description: 'The deployment settings (infra/deployments.json) this stack was deployed with',
+    });
   }
 }
 
@@ -159,6 +172,8 @@ export interface FunctionStackProps extends StackProps {
   readonly retentionDays?: number;
   /** Each route's own throttle, by method. @default DEFAULT_ROUTE_THROTTLES */
   readonly routeThrottles?: RouteThrottles;
+  /** The deployment settings this stack reads, stated as its `Settings` output. @default none */
+  readonly settings?: Record<string, unknown>;
 }
 
 /**
@@ -218,5 +233,6 @@ export class FunctionStack extends Stack {
       this.reclaimSchedule = new ReclaimSchedule(this, 'Reclaim', { target: fn.alias });
     }
     new CfnOutput(this, 'FunctionName', { value: this.messageFunction.function.functionName });
+    settingsOutput(this, props.settings);
   }
 }

@@ -18,10 +18,12 @@ fi
 # public. Each is synthesised (cdk-nag) and linted on its own. The public one also has the optional
 # cost budget (issue 16), so its AWS::Budgets::Budget and policies are linted too, and the
 # GitHub deploy-role stack (issue 19).
+# The iam mode is the recorded deployment (deployments.json) as it is; the others change its
+# settings on purpose (-c changeSettings=true, which synth then warns about).
 MODES=(
   "iam"
-  "jwt -c jwtIssuer=https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_EXAMPLE -c jwtAudience=example-client-id"
-  "public -c monthlyBudgetUsd=20 -c githubRepository=octo-org/octo-repo"
+  "jwt -c changeSettings=true -c jwtIssuer=https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_EXAMPLE -c jwtAudience=example-client-id"
+  "public -c changeSettings=true -c monthlyBudgetUsd=20 -c githubRepository=octo-org/octo-repo"
 )
 
 root="$(mktemp -d "${TMPDIR:-/tmp}/efs-messages-synth.XXXXXX")"

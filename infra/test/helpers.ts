@@ -7,6 +7,7 @@ import { BUNDLING_STACKS, buildMessagesApp, MessagesApp } from '../lib/app';
 import { parse } from 'smol-toml';
 import { DEFAULT_WORKSPACE_ROOT, workspaceMembers } from '../lib/workspace';
 import { IDENTITY_SUFFIX_LENGTH } from '../lib/base-values';
+import { CHANGE_SETTINGS } from '../lib/settings';
 
 /** The feature flags of cdk.json, so tests synthesise exactly what `cdk synth` does. */
 export function cdkJsonContext(): Record<string, unknown> {
@@ -89,6 +90,9 @@ export function synth(
       ...cdkJsonContext(),
       ...(options.bundle ? {} : { [BUNDLING_STACKS]: [] }),
       ...(options.workspaceRoot ? { workspaceRoot: options.workspaceRoot } : {}),
+      // A test's settings (access mode, throttles, ...) are deliberate changes of the recorded
+      // ones (infra/deployments.json); settings.test.ts checks what happens without this.
+      [CHANGE_SETTINGS]: 'true',
       ...options.context,
     },
   });
