@@ -36,8 +36,11 @@ def main(argv=None):
     parser.add_argument("commit", nargs="?", default="HEAD",
                         help="the commit to build (any git revision; default: HEAD)")
     commit = parser.parse_args(argv).commit
-    sha = subprocess.run(["git", "-C", str(ROOT), "rev-parse", commit], check=True,
-                         capture_output=True, text=True).stdout.strip()
+    rev = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--verify", "--quiet",
+                          f"{commit}^{{commit}}"], capture_output=True, text=True)
+    if rev.returncode != 0:
+        parser.error(f"not a commit: {commit}")
+    sha = rev.stdout.strip()
     home = BUILD / sha
     src, bin_dir = home / "src", home / "bin"
     if all((bin_dir / b).exists() for b in BINARIES):
