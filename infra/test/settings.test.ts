@@ -121,12 +121,19 @@ describe('infra/deployments.json', () => {
     const result = synth({ context: { changeSettings: 'false' } });
     expect(warnings(result, 'settingsChanged')).toEqual([]);
     expect(warnings(result, 'settingsNotRecorded')).toEqual([]);
-    // What the stacks say they deployed is what the file records (null: none).
-    const stated = { ...settingsOf(result.templates[BASE_STACK]) };
+    // What the stacks say they deployed is what the file records (null: the app's default, which
+    // the stacks state; the route throttles are left to it, so a lower stage default lowers them).
+    const stated: Record<string, unknown> = { ...settingsOf(result.templates[BASE_STACK]) };
     for (const binary of FUNCTION_NAMES) {
       Object.assign(stated, settingsOf(result.templates[functionStackName(binary)]));
     }
-    expect(stated).toEqual(recorded.EfsMessages);
+    expect(Object.keys(stated).sort()).toEqual([...SETTING_KEYS].sort());
+    for (const [key, value] of Object.entries(recorded.EfsMessages)) {
+      if (value !== null || ['monthlyBudgetUsd', 'alarmEmail', 'jwtIssuer', 'jwtAudience'].includes(key)) {
+        expect([key, stated[key]]).toEqual([key, value]);
+      }
+    }
+    expect(stated).toMatchObject({ getRateLimit: 10, postRateLimit: 1, deleteRateLimit: 1 });
   });
 
   test('a key that is no setting (a typo) stops synthesis', () => {
