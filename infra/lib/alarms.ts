@@ -3,13 +3,14 @@ import { Aws, CfnResource, Duration, Lazy, RemovalPolicy, Stack } from 'aws-cdk-
 import * as apigwv2 from 'aws-cdk-lib/aws-apigatewayv2';
 import * as cw from 'aws-cdk-lib/aws-cloudwatch';
 import * as cwActions from 'aws-cdk-lib/aws-cloudwatch-actions';
-import * as efs from 'aws-cdk-lib/aws-efs';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
 import { Construct } from 'constructs';
+import { s3FilesAlarms } from './s3files-monitoring';
+import { MonitoredStorage } from './storage-kind';
 
 /** The functions' Embedded Metric Format namespace (the Rust functions' EMF contract). */
 export const EMF_NAMESPACE = 'EfsMessages';
@@ -261,7 +262,8 @@ export class FunctionAlarms extends Construct {
 export interface PlatformAlarmsProps {
   readonly httpApi: apigwv2.IHttpApi;
   readonly stageName: string;
-  readonly fileSystem: efs.FileSystem;
+  /** The deployed file system: its kind decides the storage alarms. */
+  readonly storage: MonitoredStorage;
   readonly topic: sns.ITopic;
   /** Storage alarm threshold in GiB. @default DEFAULT_STORAGE_ALARM_GIB */
   readonly storageAlarmGiB?: number;
@@ -281,7 +283,7 @@ export function apiMetric(api: apigwv2.IHttpApi, stageName: string, metricName: 
 }
 
 /** An `AWS/EFS` metric of the file system. */
-export function efsMetric(fileSystem: efs.IFileSystem, metricName: string, statistic: string, props: Partial<cw.MetricProps> = {}) {
+export function efsMetric(fileSystem: { readonly fileSystemId: string }, metricName: string, statistic: string, props: Partial<cw.MetricProps> = {}) {
   return new cw.Metric({
     period: Duration.minutes(5),
     ...props,
@@ -293,7 +295,7 @@ export function efsMetric(fileSystem: efs.IFileSystem, metricName: string, stati
 }
 
 /** Percent of the permitted throughput used: MeteredIOBytes per second over PermittedThroughput. */
-export function efsThroughputPercent(fileSystem: efs.IFileSystem, period = Duration.minutes(5)): cw.MathExpression {
+export function efsThroughputPercent(fileSystem: { readonly fileSystemId: string }, period = Duration.minutes(5)): cw.MathExpression {
   return new cw.MathExpression({
     expression: '100 * (metered / PERIOD(metered)) / permitted',
     usingMetrics: {
@@ -306,15 +308,16 @@ export function efsThroughputPercent(fileSystem: efs.IFileSystem, period = Durat
 }
 
 /**
- * The shared platform's alarms, in the base stack: the API's 5xx rate and p99 latency, and EFS
- * connections, I/O and throughput against the mode's limits, and storage size.
+ * The shared platform's alarms, in the base stack: the API's 5xx rate and p99 latency, and those
+ * of the deployed file system: for EFS, connections, I/O and throughput against the mode's limits,
+ * and storage size; for S3 Files, see s3FilesAlarms.
  */
 export class PlatformAlarms extends Construct {
   readonly alarms: cw.Alarm[];
 
   constructor(scope: Construct, id: string, props: PlatformAlarmsProps) {
     super(scope, id);
-    const { httpApi, stageName, fileSystem } = props;
+    const { httpApi, stageName, storage } = props;
     const accessLogs = `the access log (${props.accessLogGroupName}: status, integrationError, integrationLatency)`;
     const storageGiB = props.storageAlarmGiB ?? DEFAULT_STORAGE_ALARM_GIB;
     const alarm = (alarmId: string, alarmProps: cw.AlarmProps) => new cw.Alarm(this, alarmId, alarmProps);
@@ -342,6 +345,23 @@ export class PlatformAlarms extends Construct {
         evaluationPeriods: 3,
         treatMissingData: cw.TreatMissingData.NOT_BREACHING,
       }),
+      ...(storage.kind === 'efs'
+        ? this.efsAlarms(storage, storageGiB, alarm)
+        : s3FilesAlarms(this, { source: storage, storageGiB, limitFraction: LIMIT_ALARM_FRACTION })),
+    ];
+    const action = new cwActions.SnsAction(props.topic);
+    for (const a of this.alarms) {
+      a.addAlarmAction(action);
+    }
+  }
+
+  /** EFS: connections, I/O limit, throughput and storage. */
+  private efsAlarms(
+    fileSystem: { readonly fileSystemId: string },
+    storageGiB: number,
+    alarm: (alarmId: string, alarmProps: cw.AlarmProps) => cw.Alarm,
+  ): cw.Alarm[] {
+    return [
       alarm('EfsClientConnections', {
         alarmDescription:
           `EFS: more than ${EFS_CONNECTION_LIMIT * LIMIT_ALARM_FRACTION} client connections, 80 % of the ${EFS_CONNECTION_LIMIT} ` +
@@ -391,9 +411,5 @@ export class PlatformAlarms extends Construct {
         treatMissingData: cw.TreatMissingData.MISSING,
       }),
     ];
-    const action = new cwActions.SnsAction(props.topic);
-    for (const a of this.alarms) {
-      a.addAlarmAction(action);
-    }
   }
 }

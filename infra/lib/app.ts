@@ -18,6 +18,7 @@ import {
   SettingKey,
 } from './settings';
 import { BaseStack, FunctionStack } from './stacks';
+import { parseStorage, StorageKind } from './storage-kind';
 import { DEFAULT_WORKSPACE_ROOT, loadWorkspace, Workspace } from './workspace';
 
 /** Settings read from CDK context (`cdk.json` or `-c key=value`). */
@@ -57,8 +58,10 @@ export interface MessagesAppSettings {
   readonly deployment: DeploymentStyle;
   /** Context `alarmEmail`: an address subscribed to the alarm topic. @default none */
   readonly alarmEmail: string | undefined;
-  /** Context `storageAlarmGiB` (default 10): the EFS storage alarm's threshold. */
+  /** Context `storageAlarmGiB` (default 10): the storage alarm's threshold. */
   readonly storageAlarmGiB: number;
+  /** Context `storage`: `efs` (default) or `s3files` (Amazon S3 Files and its bucket). */
+  readonly storage: StorageKind;
   /**
    * Where the values came from: the deployment's recorded settings (`infra/deployments.json`)
    * and the `-c` values that change them (only with `-c changeSettings=true`).
@@ -189,6 +192,7 @@ export function settingsRecord(settings: MessagesAppSettings): Record<SettingKey
     deployment: settings.deployment,
     alarmEmail: settings.alarmEmail ?? null,
     storageAlarmGiB: settings.storageAlarmGiB,
+    storage: settings.storage,
   };
 }
 
@@ -202,6 +206,7 @@ export const BASE_SETTING_KEYS: readonly SettingKey[] = [
   'monthlyBudgetUsd',
   'alarmEmail',
   'storageAlarmGiB',
+  'storage',
 ];
 
 /** The settings a function stack reads: its routes' methods decide which route throttles. */
@@ -211,7 +216,8 @@ export function functionSettingKeys(methods: readonly string[]): SettingKey[] {
     `${m.toLowerCase()}BurstLimit` as SettingKey,
   ]);
   const keys: SettingKey[] = ['removalPolicy', 'reservedConcurrency', 'throttleRateLimit', 'throttleBurstLimit', ...own];
-  keys.push('retentionDays', 'logRetentionDays', 'access', 'jwtIssuer', 'jwtAudience', 'deployment');
+  // `storage`: the file system each function mounts and the grants it gets.
+  keys.push('retentionDays', 'logRetentionDays', 'access', 'jwtIssuer', 'jwtAudience', 'deployment', 'storage');
   return SETTING_KEYS.filter((k) => keys.includes(k));
 }
 
@@ -250,6 +256,7 @@ export function readSettings(app: App): MessagesAppSettings {
     deployment: parseDeploymentStyle(get('deployment')),
     alarmEmail: parseAlarmEmail(get('alarmEmail')),
     storageAlarmGiB: positive(contextNumber(get, 'storageAlarmGiB', DEFAULT_STORAGE_ALARM_GIB), 'storageAlarmGiB'),
+    storage: parseStorage(get('storage')),
     source,
   };
 }
@@ -276,7 +283,7 @@ export function buildMessagesApp(app: App, settings: MessagesAppSettings = readS
   const recorded = settingsRecord(settings);
   const base = new BaseStack(app, `${settings.stackPrefix}-base`, {
     deploymentName: settings.stackPrefix,
-    description: 'Messages API: VPC (no NAT), encrypted EFS + access point, HTTP API stage and access logs',
+    description: `Messages API: VPC (no NAT), encrypted ${settings.storage === 'efs' ? 'EFS' : 'S3 Files (with its versioned bucket)'} + access point, HTTP API stage and access logs`,
     removalPolicy: settings.removalPolicy,
     throttleRateLimit: settings.throttleRateLimit,
     throttleBurstLimit: settings.throttleBurstLimit,
@@ -291,6 +298,7 @@ export function buildMessagesApp(app: App, settings: MessagesAppSettings = readS
     alarmEmail: settings.alarmEmail,
     storageAlarmGiB: settings.storageAlarmGiB,
     monthlyBudgetUsd: settings.monthlyBudgetUsd,
+    storage: settings.storage,
     settings: pick(recorded, BASE_SETTING_KEYS),
   });
   const source = settings.source;

@@ -1,12 +1,15 @@
 import { createHash } from 'node:crypto';
 import { CfnElement, CfnOutput, CfnResource, IResolvable, IResolveContext, Lazy, Stack, Token } from 'aws-cdk-lib';
 import { Construct } from 'constructs';
+import { StorageKind } from './storage-kind';
 
 /**
  * What a function stack reads from the base stack. Each value is a reference to a base stack
  * output (`Fn::GetStackOutput`), valid in a function stack only.
  */
 export interface BaseValues {
+  /** Which file system the base stack has (not a reference: decided at synth, context `storage`). */
+  readonly storage: StorageKind;
   /** The VPC (the imported VPC's id; nothing in a function template renders it today). */
   readonly vpcId: string;
   /** The isolated subnets, one per availability zone, in the order of `availabilityZones`. */
@@ -96,6 +99,7 @@ export class BaseValueOutputs extends Construct {
     scope: Construct,
     id: string,
     props: {
+      storage: StorageKind;
       vpc: BaseValueSource;
       subnets: BaseValueSource[];
       availabilityZones: string[];
@@ -109,6 +113,7 @@ export class BaseValueOutputs extends Construct {
     super(scope, id);
     const stack = Stack.of(this);
     this.values = {
+      storage: props.storage,
       vpcId: this.output('VpcId', props.vpc),
       subnetIds: props.subnets.map((subnet, i) => this.output(`Subnet${i + 1}Id`, subnet)),
       availabilityZones: props.availabilityZones,

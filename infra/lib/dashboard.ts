@@ -1,9 +1,10 @@
 import { Aws, CfnOutput, Duration } from 'aws-cdk-lib';
 import * as apigwv2 from 'aws-cdk-lib/aws-apigatewayv2';
 import * as cw from 'aws-cdk-lib/aws-cloudwatch';
-import * as efs from 'aws-cdk-lib/aws-efs';
 import { Construct } from 'constructs';
 import { apiMetric, efsMetric, efsThroughputPercent, EmfSource, emfMetric, storageErrors } from './alarms';
+import { s3FilesWidgets } from './s3files-monitoring';
+import { MonitoredStorage } from './storage-kind';
 
 /** A function on the dashboard: its binary (EMF `Function`) and Lambda names. */
 export interface DashboardFunction {
@@ -20,7 +21,8 @@ export interface OperationsDashboardProps {
   readonly functions: DashboardFunction[];
   readonly httpApi: apigwv2.IHttpApi;
   readonly stageName: string;
-  readonly fileSystem: efs.IFileSystem;
+  /** The deployed file system: its kind decides the storage row. */
+  readonly storage: MonitoredStorage;
 }
 
 const PERIOD = Duration.minutes(5);
@@ -38,8 +40,8 @@ function lambdaMetric(functionName: string, metricName: string, statistic: strin
 }
 
 /**
- * One CloudWatch dashboard: the functions side by side (one column each), then the API, EFS, and
- * the functions' own EMF metrics. Plain CDK rather than cdk-monitoring-constructs: that library
+ * One CloudWatch dashboard: the functions side by side (one column each), then the API, the file
+ * system (EFS or S3 Files, whichever is deployed), and the functions' own EMF metrics. Plain CDK rather than cdk-monitoring-constructs: that library
  * would cover the Lambda and HTTP API widgets, but EFS and the EMF metrics need custom widgets
  * anyway, the alarms must live in each function's stack (CodeDeploy rolls back on them) where its
  * facade does not put them, and it would add a dependency; this file is about as long as its
@@ -116,45 +118,53 @@ export class OperationsDashboard extends Construct {
       }),
     );
 
-    this.dashboard.addWidgets(header('## EFS (AWS/EFS)'));
-    const fs = props.fileSystem;
-    this.dashboard.addWidgets(
-      new cw.GraphWidget({
-        title: 'EFS: client connections',
-        width: 6,
-        height: 6,
-        left: [efsMetric(fs, 'ClientConnections', cw.Stats.SUM, { period: Duration.minutes(1), label: 'Connections' })],
-      }),
-      new cw.GraphWidget({
-        title: 'EFS: throughput (bytes per period)',
-        width: 6,
-        height: 6,
-        left: [
-          efsMetric(fs, 'DataReadIOBytes', cw.Stats.SUM, { label: 'Read' }),
-          efsMetric(fs, 'DataWriteIOBytes', cw.Stats.SUM, { label: 'Write' }),
-          efsMetric(fs, 'MetadataIOBytes', cw.Stats.SUM, { label: 'Metadata' }),
-        ],
-      }),
-      new cw.GraphWidget({
-        title: 'EFS: % of limits',
-        width: 6,
-        height: 6,
-        left: [efsThroughputPercent(fs), efsMetric(fs, 'PercentIOLimit', cw.Stats.AVERAGE, { label: 'PercentIOLimit' })],
-        leftYAxis: { min: 0, max: 100 },
-      }),
-      new cw.GraphWidget({
-        title: 'EFS: storage (bytes)',
-        width: 6,
-        height: 6,
-        left: [
-          efsMetric(fs, 'StorageBytes', cw.Stats.MAXIMUM, {
-            dimensionsMap: { StorageClass: 'Total' },
-            period: Duration.hours(1),
-            label: 'StorageBytes (Total)',
-          }),
-        ],
-      }),
-    );
+    const storage = props.storage;
+    if (storage.kind === 'efs') {
+      this.dashboard.addWidgets(header('## EFS (AWS/EFS)'));
+      const fs = storage;
+      this.dashboard.addWidgets(
+        new cw.GraphWidget({
+          title: 'EFS: client connections',
+          width: 6,
+          height: 6,
+          left: [efsMetric(fs, 'ClientConnections', cw.Stats.SUM, { period: Duration.minutes(1), label: 'Connections' })],
+        }),
+        new cw.GraphWidget({
+          title: 'EFS: throughput (bytes per period)',
+          width: 6,
+          height: 6,
+          left: [
+            efsMetric(fs, 'DataReadIOBytes', cw.Stats.SUM, { label: 'Read' }),
+            efsMetric(fs, 'DataWriteIOBytes', cw.Stats.SUM, { label: 'Write' }),
+            efsMetric(fs, 'MetadataIOBytes', cw.Stats.SUM, { label: 'Metadata' }),
+          ],
+        }),
+        new cw.GraphWidget({
+          title: 'EFS: % of limits',
+          width: 6,
+          height: 6,
+          left: [efsThroughputPercent(fs), efsMetric(fs, 'PercentIOLimit', cw.Stats.AVERAGE, { label: 'PercentIOLimit' })],
+          leftYAxis: { min: 0, max: 100 },
+        }),
+        new cw.GraphWidget({
+          title: 'EFS: storage (bytes)',
+          width: 6,
+          height: 6,
+          left: [
+            efsMetric(fs, 'StorageBytes', cw.Stats.MAXIMUM, {
+              dimensionsMap: { StorageClass: 'Total' },
+              period: Duration.hours(1),
+              label: 'StorageBytes (Total)',
+            }),
+          ],
+        }),
+      );
+    } else {
+      this.dashboard.addWidgets(header(`## S3 Files (AWS/S3/Files) and its bucket (AWS/S3, ${storage.bucketName})`));
+      for (const row of s3FilesWidgets(storage)) {
+        this.dashboard.addWidgets(...row);
+      }
+    }
 
     this.dashboard.addWidgets(header(`## Functions' EMF metrics (namespace EfsMessages, Deployment=${props.deployment}, dimension Function)`));
     this.dashboard.addWidgets(

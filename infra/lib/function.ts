@@ -11,7 +11,9 @@ import { BaseValues } from './base-values';
 import { DEFAULT_ROUTE_THROTTLES, RouteThrottle, RouteThrottles, throttleClassOf } from './api';
 import { RustCode } from './code';
 import { SdkCallProvider } from './sdk-call';
-import { ClientAction, MOUNT_PATH } from './storage';
+import { directS3ReadOf, S3FilesAccessPointMount } from './s3files';
+import { MOUNT_PATH } from './storage';
+import { clientActionsFor } from './storage-kind';
 import { Route, WorkspaceFunction } from './workspace';
 
 /** The contract's largest accepted message (`MAX_MESSAGE_BYTES`). */
@@ -193,9 +195,9 @@ export class MessageFunction extends Construct {
         'the policy is written. This is the AWSLambdaVPCAccessExecutionRole set, inlined and without logs rights.',
     });
 
-    // Read-only functions (GET routes only) can mount but not write: EFS then refuses every
-    // write from them, whatever the code does.
-    const efsActions = fn.readOnly ? [ClientAction.MOUNT] : [ClientAction.MOUNT, ClientAction.WRITE];
+    // Read-only functions (GET routes only) can mount but not write: the file system then
+    // refuses every write from them, whatever the code does.
+    const clientActions = clientActionsFor(base.storage, fn.readOnly);
 
     // Cost: Graviton (arm64) is about 20% cheaper per GB-second than x86_64.
     const architecture = lambda.Architecture.ARM_64;
@@ -246,7 +248,18 @@ export class MessageFunction extends Construct {
       vpc,
       vpcSubnets: { subnetType: ec2.SubnetType.PRIVATE_ISOLATED },
       securityGroups: [ec2.SecurityGroup.fromSecurityGroupId(this, 'SecurityGroup', base.functionSecurityGroupId, { mutable: false })],
-      filesystem: new AccessPointMount(base, efsActions),
+      // The same mount path, identity and code on either file system; S3 Files also decides, per
+      // function, whether reads may go straight to the bucket (DIRECT_S3_READ).
+      filesystem:
+        base.storage === 's3files'
+          ? new S3FilesAccessPointMount({
+              fileSystemArn: base.fileSystemArn,
+              accessPointArn: base.accessPointArn,
+              localMountPath: MOUNT_PATH,
+              actions: clientActions,
+              directS3Read: directS3ReadOf(fn.binaryName),
+            })
+          : new AccessPointMount(base, clientActions),
     });
 
     // Each deploy of new code publishes a version (its logical id hashes the code and

@@ -29,6 +29,7 @@ export const SETTING_KEYS = [
   'deployment',
   'alarmEmail',
   'storageAlarmGiB',
+  'storage',
 ] as const;
 export type SettingKey = (typeof SETTING_KEYS)[number];
 

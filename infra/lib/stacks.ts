@@ -12,6 +12,7 @@ import { DeploymentStyle, SafeDeployment } from './deployment';
 import { FUNCTION_TIMEOUT, MessageFunction } from './function';
 import { deletesEverything, ReclaimSchedule } from './reclaim';
 import { MessageStorage } from './storage';
+import { StorageKind } from './storage-kind';
 import { Route, WorkspaceFunction } from './workspace';
 
 export interface BaseStackProps extends StackProps {
@@ -43,6 +44,8 @@ export interface BaseStackProps extends StackProps {
   readonly storageAlarmGiB?: number;
   /** Context `monthlyBudgetUsd`: a cost budget notifying the alarm topic. @default none */
   readonly monthlyBudgetUsd?: number;
+  /** Context `storage`: EFS or S3 Files. @default DEFAULT_STORAGE (EFS) */
+  readonly storage?: StorageKind;
   /** The deployment settings this stack reads, stated as its `Settings` output. @default none */
   readonly settings?: Record<string, unknown>;
 }
@@ -70,6 +73,7 @@ export class BaseStack extends Stack {
     this.storage = new MessageStorage(this, 'Storage', {
       removalPolicy: props.removalPolicy,
       logRetention: props.logRetention,
+      kind: props.storage,
     });
     this.api = new MessagesApi(this, 'Api', {
       apiName: props.apiName ?? `${this.stackName.replace(/-base$/, '')}-api`,
@@ -93,13 +97,13 @@ export class BaseStack extends Stack {
           'message. Deploy with the default access=iam (SigV4) or access=jwt unless that is what you want.',
       );
     }
-    // Operations: one alarm topic for every stack, the API and EFS alarms, one dashboard.
+    // Operations: one alarm topic for every stack, the API and file-system alarms, one dashboard.
     const prefix = this.stackName.replace(/-base$/, '');
     this.alarmTopic = new AlarmTopic(this, 'AlarmTopic', { email: props.alarmEmail, removalPolicy: props.removalPolicy });
     this.platformAlarms = new PlatformAlarms(this, 'Alarms', {
       httpApi: this.api.httpApi,
       stageName: this.api.stage.stageName,
-      fileSystem: this.storage.fileSystem,
+      storage: this.storage.files.monitored,
       topic: this.alarmTopic.topic,
       storageAlarmGiB: props.storageAlarmGiB,
       accessLogGroupName: this.api.accessLogGroup.logGroupName,
@@ -110,7 +114,7 @@ export class BaseStack extends Stack {
       functions: props.functions,
       httpApi: this.api.httpApi,
       stageName: this.api.stage.stageName,
-      fileSystem: this.storage.fileSystem,
+      storage: this.storage.files.monitored,
     });
     if (props.monthlyBudgetUsd !== undefined) {
       this.budget = new SpendBudget(this, 'Budget', {
@@ -126,14 +130,22 @@ export class BaseStack extends Stack {
       subnets: this.storage.vpc.isolatedSubnets.map((subnet) => ({ resource: cfn(subnet) })),
       availabilityZones: this.storage.vpc.isolatedSubnets.map((subnet) => subnet.availabilityZone),
       functionSecurityGroup: { resource: cfn(this.storage.functionSecurityGroup), attribute: 'GroupId' },
-      fileSystem: { resource: cfn(this.storage.fileSystem), attribute: 'Arn' },
-      accessPoint: { resource: cfn(this.storage.accessPoint), attribute: 'Arn' },
+      // EFS or S3 Files: the L1 resources and their ARN attributes (`Arn`, or S3 Files' `FileSystemArn`, `AccessPointArn`).
+      storage: this.storage.kind,
+      fileSystem: this.storage.files.fileSystemArnSource,
+      accessPoint: this.storage.files.accessPointArnSource,
       api: { resource: cfn(this.api.httpApi) },
       alarmTopic: { resource: cfn(this.alarmTopic.topic) },
     });
     new CfnOutput(this, 'AlarmTopicArn', { value: this.alarmTopic.topic.topicArn, description: 'Every alarm notifies this topic' });
-    new CfnOutput(this, 'FileSystemId', { value: this.storage.fileSystem.fileSystemId });
-    new CfnOutput(this, 'AccessPointId', { value: this.storage.accessPoint.accessPointId });
+    new CfnOutput(this, 'FileSystemId', { value: this.storage.files.fileSystemId });
+    new CfnOutput(this, 'AccessPointId', { value: this.storage.files.accessPointId });
+    if (this.storage.s3Files) {
+      new CfnOutput(this, 'BucketName', {
+        value: this.storage.s3Files.bucket.bucket.bucketName,
+        description: 'The bucket S3 Files keeps in sync with the messages (read-only through the S3 API: only S3 Files writes)',
+      });
+    }
     settingsOutput(this, props.settings);
   }
 }

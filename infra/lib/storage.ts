@@ -5,8 +5,11 @@ import * as efs from 'aws-cdk-lib/aws-efs';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as cr from 'aws-cdk-lib/custom-resources';
-import { Construct } from 'constructs';
+import { Construct, IDependable } from 'constructs';
+import { BaseValueSource } from './base-values';
+import { S3FilesStorage } from './s3files';
 import { SdkCallProvider } from './sdk-call';
+import { DEFAULT_STORAGE, MonitoredStorage, StorageKind } from './storage-kind';
 
 /** Where every function mounts the access point (the contract's `MESSAGES_DIR`). */
 export const MOUNT_PATH = '/mnt/msg';
@@ -39,27 +42,59 @@ export interface MessageStorageProps {
   readonly removalPolicy?: RemovalPolicy;
   /** Retention of the deploy-time SDK calls' log group (see AccessPointOnlyPolicy). @default ONE_WEEK */
   readonly logRetention?: logs.RetentionDays;
+  /** Context `storage`: which file system the functions share. @default DEFAULT_STORAGE (EFS) */
+  readonly kind?: StorageKind;
 }
 
 /**
- * The network and the file system: a VPC with no route to the internet, one encrypted EFS file
- * system with elastic throughput, and one access point that all three functions share.
+ * The deployed file system, whatever its kind: what the function stacks mount, what the outputs
+ * name and what the alarms watch.
+ */
+export interface SharedFileSystem {
+  readonly kind: StorageKind;
+  readonly fileSystemId: string;
+  readonly fileSystemArn: string;
+  readonly accessPointId: string;
+  readonly accessPointArn: string;
+  /** The L1 resources of the file system and of the access point. */
+  readonly cfnFileSystem: CfnResource;
+  readonly cfnAccessPoint: CfnResource;
+  /** Where the function stacks read the two ARNs from (BaseValueOutputs): resource and attribute. */
+  readonly fileSystemArnSource: BaseValueSource;
+  readonly accessPointArnSource: BaseValueSource;
+  /** Complete once every mount target exists. */
+  readonly mountTargetsAvailable: IDependable;
+  /** What the alarms and the dashboard watch. */
+  readonly monitored: MonitoredStorage;
+}
+
+/**
+ * The network and the file system: a VPC with no route to the internet, and one encrypted file
+ * system with one access point that all three functions share: EFS with elastic throughput
+ * (`storage=efs`, the default), or S3 Files and its bucket (`storage=s3files`, see S3FilesStorage).
  */
 export class MessageStorage extends Construct {
+  readonly kind: StorageKind;
   readonly vpc: ec2.Vpc;
   /** Attached to every function; the only source allowed to reach the mount targets. */
   readonly functionSecurityGroup: ec2.SecurityGroup;
   readonly fileSystemSecurityGroup: ec2.SecurityGroup;
-  readonly fileSystem: efs.FileSystem;
-  readonly accessPoint: efs.AccessPoint;
-  /** Installs the policy that admits this access point only (see AccessPointOnlyPolicy). */
-  readonly accessPointOnlyPolicy: AccessPointOnlyPolicy;
+  /** The file system and access point the functions mount, whichever the kind. */
+  readonly files: SharedFileSystem;
+  /** `storage=efs` only. */
+  readonly fileSystem?: efs.FileSystem;
+  readonly accessPoint?: efs.AccessPoint;
+  /** `storage=efs` only: installs the policy that admits this access point only (see AccessPointOnlyPolicy). */
+  readonly accessPointOnlyPolicy?: AccessPointOnlyPolicy;
+  /** `storage=s3files` only: the bucket, the S3 Files file system, its mount targets and access point. */
+  readonly s3Files?: S3FilesStorage;
   /** The subnets of both the functions' network interfaces and the mount targets. */
   readonly subnets: ec2.SubnetSelection = { subnetType: ec2.SubnetType.PRIVATE_ISOLATED };
 
   constructor(scope: Construct, id: string, props: MessageStorageProps = {}) {
     super(scope, id);
     const removalPolicy = props.removalPolicy ?? RemovalPolicy.DESTROY;
+    this.kind = props.kind ?? DEFAULT_STORAGE;
 
     // Cost: isolated subnets only, so no NAT gateway (about $65/month for two AZs, idle or not)
     // and no internet gateway. Nothing here needs the internet: Lambda's control plane (logs,
@@ -82,7 +117,9 @@ export class MessageStorage extends Construct {
     });
 
     // Security: both groups allow nothing outbound by default; the functions may open NFS (2049)
-    // to the mount targets and the mount targets accept NFS only from the functions.
+    // to the mount targets and the mount targets accept NFS only from the functions. The functions'
+    // group is the same for both kinds of storage (switching does not replace it, nor so the
+    // network interfaces of the versions still deployed).
     this.functionSecurityGroup = new ec2.SecurityGroup(this, 'FunctionSecurityGroup', {
       vpc: this.vpc,
       description: 'Message functions: NFS out to the EFS mount targets only',
@@ -90,7 +127,7 @@ export class MessageStorage extends Construct {
     });
     this.fileSystemSecurityGroup = new ec2.SecurityGroup(this, 'FileSystemSecurityGroup', {
       vpc: this.vpc,
-      description: 'EFS mount targets: NFS in from the message functions only',
+      description: `${this.kind === 'efs' ? 'EFS' : 'S3 Files'} mount targets: NFS in from the message functions only`,
       allowAllOutbound: false,
     });
     this.functionSecurityGroup.connections.allowTo(
@@ -99,7 +136,54 @@ export class MessageStorage extends Construct {
       'NFS to the EFS mount targets',
     );
 
-    this.fileSystem = new efs.FileSystem(this, 'FileSystem', {
+    if (this.kind === 'efs') {
+      const built = this.createEfs(removalPolicy, props.logRetention);
+      this.fileSystem = built.fileSystem;
+      this.accessPoint = built.accessPoint;
+      this.accessPointOnlyPolicy = built.accessPointOnlyPolicy;
+      const cfnFileSystem = built.fileSystem.node.defaultChild as CfnResource;
+      const cfnAccessPoint = built.accessPoint.node.defaultChild as CfnResource;
+      this.files = {
+        kind: 'efs',
+        fileSystemId: built.fileSystem.fileSystemId,
+        fileSystemArn: built.fileSystem.fileSystemArn,
+        accessPointId: built.accessPoint.accessPointId,
+        accessPointArn: built.accessPoint.accessPointArn,
+        cfnFileSystem,
+        cfnAccessPoint,
+        fileSystemArnSource: { resource: cfnFileSystem, attribute: 'Arn' },
+        accessPointArnSource: { resource: cfnAccessPoint, attribute: 'Arn' },
+        mountTargetsAvailable: built.fileSystem.mountTargetsAvailable,
+        monitored: { kind: 'efs', fileSystemId: built.fileSystem.fileSystemId },
+      };
+    } else {
+      this.s3Files = new S3FilesStorage(this, 'S3Files', {
+        vpc: this.vpc,
+        subnets: this.vpc.selectSubnets(this.subnets).subnets,
+        mountTargetSecurityGroup: this.fileSystemSecurityGroup,
+        accessPoint: { path: ACCESS_POINT_PATH, uid: POSIX_UID, gid: POSIX_GID, permissions: ACCESS_POINT_PERMISSIONS },
+        removalPolicy,
+      });
+      const { fileSystem, accessPoint, mountTargetsAvailable, bucket } = this.s3Files;
+      this.files = {
+        kind: 's3files',
+        fileSystemId: fileSystem.attrFileSystemId,
+        fileSystemArn: fileSystem.attrFileSystemArn,
+        accessPointId: accessPoint.attrAccessPointId,
+        accessPointArn: accessPoint.attrAccessPointArn,
+        cfnFileSystem: fileSystem,
+        cfnAccessPoint: accessPoint,
+        fileSystemArnSource: { resource: fileSystem, attribute: 'FileSystemArn' },
+        accessPointArnSource: { resource: accessPoint, attribute: 'AccessPointArn' },
+        mountTargetsAvailable,
+        monitored: { kind: 's3files', fileSystemId: fileSystem.attrFileSystemId, bucketName: bucket.bucket.bucketName },
+      };
+    }
+  }
+
+  /** `storage=efs`: the file system, its access point and the policy that admits only it. */
+  private createEfs(removalPolicy: RemovalPolicy, logRetention: logs.RetentionDays | undefined) {
+    const fileSystem = new efs.FileSystem(this, 'FileSystem', {
       vpc: this.vpc,
       vpcSubnets: this.subnets,
       securityGroup: this.fileSystemSecurityGroup,
@@ -125,20 +209,21 @@ export class MessageStorage extends Construct {
     // The single access point: every function sees `/export/lambda` as its root and acts as
     // uid/gid 1001, whatever user the Lambda runtime runs as. EFS creates the directory
     // (owner 1001:1001, mode 750) the first time the access point is used.
-    this.accessPoint = this.fileSystem.addAccessPoint('AccessPoint', {
+    const accessPoint = fileSystem.addAccessPoint('AccessPoint', {
       path: ACCESS_POINT_PATH,
       posixUser: { uid: POSIX_UID, gid: POSIX_GID },
       createAcl: { ownerUid: POSIX_UID, ownerGid: POSIX_GID, permissions: ACCESS_POINT_PERMISSIONS },
     });
     // The access point (which every function stack references) is only created once both mount
     // targets are available, so no function can be created, and invoked, before it can mount.
-    this.accessPoint.node.addDependency(this.fileSystem.mountTargetsAvailable);
+    accessPoint.node.addDependency(fileSystem.mountTargetsAvailable);
 
-    this.accessPointOnlyPolicy = new AccessPointOnlyPolicy(this, 'AccessPointOnlyPolicy', {
-      fileSystem: this.fileSystem,
-      accessPoint: this.accessPoint,
-      provider: SdkCallProvider.of(this, { logRetention: props.logRetention, removalPolicy }),
+    const accessPointOnlyPolicy = new AccessPointOnlyPolicy(this, 'AccessPointOnlyPolicy', {
+      fileSystem,
+      accessPoint,
+      provider: SdkCallProvider.of(this, { logRetention, removalPolicy }),
     });
+    return { fileSystem, accessPoint, accessPointOnlyPolicy };
   }
 }
 

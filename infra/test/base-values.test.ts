@@ -45,13 +45,13 @@ const REPLACEMENTS: Array<{ what: string; reads: string[]; version: boolean; mut
     what: "the access point's path",
     reads: ['AccessPointArn'],
     version: true,
-    mutate: (b) => cfn(b.base.storage.accessPoint).addPropertyOverride('RootDirectory.Path', '/export/lambda2'),
+    mutate: (b) => cfn(b.base.storage.accessPoint!).addPropertyOverride('RootDirectory.Path', '/export/lambda2'),
   },
   {
     what: "the access point's POSIX user",
     reads: ['AccessPointArn'],
     version: true,
-    mutate: (b) => cfn(b.base.storage.accessPoint).addPropertyOverride('PosixUser.Uid', '1002'),
+    mutate: (b) => cfn(b.base.storage.accessPoint!).addPropertyOverride('PosixUser.Uid', '1002'),
   },
   {
     what: "a subnet's CIDR block",
@@ -71,7 +71,7 @@ const REPLACEMENTS: Array<{ what: string; reads: string[]; version: boolean; mut
     what: "the file system's performance mode (its access point is replaced with it)",
     reads: ['FileSystemArn', 'AccessPointArn'],
     version: true,
-    mutate: (b) => cfn(b.base.storage.fileSystem).addPropertyOverride('PerformanceMode', 'maxIO'),
+    mutate: (b) => cfn(b.base.storage.fileSystem!).addPropertyOverride('PerformanceMode', 'maxIO'),
   },
   {
     what: "the API's protocol (a new API: routes, integrations, permissions, throttles and authorizers move)",
@@ -94,7 +94,7 @@ const REPLACEMENTS: Array<{ what: string; reads: string[]; version: boolean; mut
 const IN_PLACE: Array<{ what: string; context?: Record<string, unknown>; mutate?: (b: MessagesApp) => void }> = [
   { what: 'a tag on every base resource', mutate: (b) => Tags.of(b.base).add('CostCenter', '42') },
   { what: 'the storage alarm threshold (-c storageAlarmGiB)', context: { storageAlarmGiB: '20' } },
-  { what: "the file system's throughput mode", mutate: (b) => cfn(b.base.storage.fileSystem).addPropertyOverride('ThroughputMode', 'bursting') },
+  { what: "the file system's throughput mode", mutate: (b) => cfn(b.base.storage.fileSystem!).addPropertyOverride('ThroughputMode', 'bursting') },
   { what: "the API's description", mutate: (b) => cfn(b.base.api.httpApi).addPropertyOverride('Description', 'the messages API') },
   { what: "the VPC's DNS hostnames", mutate: (b) => cfn(b.base.storage.vpc).addPropertyOverride('EnableDnsHostnames', false) },
   { what: "the alarm topic's display name", mutate: (b) => cfn(b.base.alarmTopic.topic).addPropertyOverride('DisplayName', 'Alarms') },
