@@ -251,12 +251,6 @@ export class MessageBucket extends Construct {
     });
     if (destroy) {
       this.otherWriters.push(autoDeleteProvider(this.bucket).roleArn);
-      Validations.of(autoDeleteProvider(this.bucket)).acknowledge({
-        id: 'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]',
-        reason:
-          "CDK's auto-delete-objects provider (removalPolicy=destroy only) empties the bucket when the stack is " +
-          'deleted; CDK gives its role this AWS-managed policy (logs only) and no way to replace it.',
-      });
     }
   }
 
