@@ -6,6 +6,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { UPDATED_IN_PLACE } from '../lib/base-values';
+import { STORAGE_KINDS } from '../lib/storage-kind';
 import { MessagesApp } from '../lib/app';
 import { ACCESS_CONTEXT, BASE_STACK, baseValueOutput, FUNCTION_NAMES, functionStackName, resourcesOfType, synth } from './helpers';
 
@@ -166,12 +167,15 @@ function registrySchemas(): { schemaOf: (type: string) => any; version: string }
 describe('UPDATED_IN_PLACE against the CloudFormation registry schemas (cfn-lint\'s copy)', () => {
   const { schemaOf, version } = registrySchemas();
   const topLevel = (paths: string[] | undefined) => new Set((paths ?? []).map((p) => p.split('/')[2]));
+  // A read-only path below a property (S3 Files' SynchronizationConfiguration/LatestVersionNumber)
+  // does not make the property read-only; a create-only one below it does make it replace.
+  const readOnlyTopLevel = (paths: string[] | undefined) => topLevel((paths ?? []).filter((p) => p.split('/').length === 3));
 
   test(`${version}: every property left out of an identity is an updatable property of its type, never a create-only one`, () => {
     for (const [type, properties] of Object.entries(UPDATED_IN_PLACE)) {
       const schema = schemaOf(type);
       const createOnly = topLevel(schema.createOnlyProperties);
-      const readOnly = topLevel(schema.readOnlyProperties);
+      const readOnly = readOnlyTopLevel(schema.readOnlyProperties);
       expect(createOnly.size + Object.keys(schema.properties).length).toBeGreaterThan(1);
       for (const property of properties) {
         expect([type, property, property in schema.properties]).toEqual([type, property, true]);
@@ -180,15 +184,33 @@ describe('UPDATED_IN_PLACE against the CloudFormation registry schemas (cfn-lint
     }
   });
 
-  test('the types listed are those of the base resources the function stacks read, and what they are replaced with', () => {
-    const { templates } = synth();
-    const base = templates[BASE_STACK];
+  test('the types listed are those of the base resources the function stacks read and those their identities name, with either storage', () => {
     const types = new Set<string>();
-    for (const output of Object.values<any>(base.Outputs).filter((o) => /^Read by the function stacks/.test(o.Description))) {
-      types.add(base.Resources[output.Value.Ref ?? output.Value['Fn::GetAtt'][0]].Type);
+    for (const storage of STORAGE_KINDS) {
+      const base = synth({ context: { storage } }).templates[BASE_STACK];
+      const seen = new Set<string>();
+      // A resource, and every resource its identity (its properties but those updated in place) names.
+      const visit = (logicalId: string) => {
+        if (seen.has(logicalId) || !(logicalId in base.Resources)) {
+          return;
+        }
+        seen.add(logicalId);
+        const { Type: type, Properties: properties = {} } = base.Resources[logicalId];
+        types.add(type);
+        const identity = Object.entries(properties).filter(([k]) => !(UPDATED_IN_PLACE[type] ?? []).includes(k));
+        JSON.stringify(identity, (key, value) => {
+          if (key === 'Ref' && typeof value === 'string') visit(value);
+          if (key === 'Fn::GetAtt' && Array.isArray(value)) visit(value[0]);
+          return value;
+        });
+      };
+      for (const output of Object.values<any>(base.Outputs).filter((o) => /^Read by the function stacks/.test(o.Description))) {
+        visit(output.Value.Ref ?? output.Value['Fn::GetAtt'][0]);
+      }
     }
-    // The VPC, subnets, security group, file system, access point, API and alarm topic.
-    expect(types.size).toBe(7);
+    // The VPC, subnets, security group, file system, access point, API and alarm topic; with S3
+    // Files its file system and access point, and the bucket and role that file system names.
+    expect(types.size).toBe(11);
     expect([...types].sort()).toEqual(Object.keys(UPDATED_IN_PLACE).sort());
   });
 });

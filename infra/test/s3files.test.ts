@@ -1,4 +1,4 @@
-import { App, RemovalPolicy } from 'aws-cdk-lib';
+import { App, CfnResource, RemovalPolicy } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { appendFileSync, readdirSync, readFileSync } from 'node:fs';
@@ -13,6 +13,7 @@ import {
   allStatements,
   asList,
   BASE_STACK,
+  baseValueOutput,
   copyWorkspace,
   FUNCTION_NAMES,
   functionStackName,
@@ -457,6 +458,49 @@ describe('switching storage', () => {
     const changed = Object.keys(after.templateText).filter((n) => after.templateText[n] !== s3files.templateText[n]);
     expect(changed).toEqual([functionStackName('get-messages')]);
     expect(codeKey(after.templates[changed[0]])).not.toEqual(codeKey(s3files.templates[changed[0]]));
+  });
+});
+
+describe('storage=s3files: base values reach the function stacks (lib/base-values.ts)', () => {
+  const cfn = (construct: { node: { defaultChild?: unknown } }) => construct.node.defaultChild as CfnResource;
+  const before = synth({ context: S3FILES });
+  const base = before.templates[BASE_STACK];
+  const [fsId] = only(base, 'AWS::S3Files::FileSystem');
+  const [apId] = only(base, 'AWS::S3Files::AccessPoint');
+  const versionOf = (template: any) => resourcesOfType(template, 'AWS::Lambda::Version')[0][0];
+
+  test("the file system's and access point's ARNs are outputs named after their identity", () => {
+    expect(base.Outputs[baseValueOutput(base, 'FileSystemArn')].Value).toEqual(getAtt(fsId, 'FileSystemArn'));
+    expect(base.Outputs[baseValueOutput(base, 'AccessPointArn')].Value).toEqual(getAtt(apId, 'AccessPointArn'));
+  });
+
+  test('replacing the bucket replaces the file system and its access point: every function stack reads new outputs, and publishes a new version', () => {
+    const after = synth({ context: S3FILES, mutate: (b) => cfn(b.base.storage.s3Files!.bucket.bucket).addPropertyOverride('BucketName', 'efs-messages-v2') });
+    const renamed = Object.keys(after.templates[BASE_STACK].Outputs).filter((id) => !(id in base.Outputs));
+    expect(renamed.map((id) => id.replace(/[0-9a-f]{16}$/, '')).sort()).toEqual(['AccessPointArn', 'FileSystemArn']);
+    for (const binary of FUNCTION_NAMES) {
+      const name = functionStackName(binary);
+      expect(versionOf(after.templates[name])).not.toEqual(versionOf(before.templates[name]));
+      expect(JSON.stringify(after.templates[name])).toContain(renamed[0]);
+    }
+  });
+
+  test("changes made in place (the bucket's lifecycle, synchronization, the sync role's policy, tags) leave every function stack byte-identical", () => {
+    const after = synth({
+      context: S3FILES,
+      mutate: (b) => {
+        const s3Files = b.base.storage.s3Files!;
+        cfn(s3Files.bucket.bucket).addPropertyOverride('LifecycleConfiguration.Rules.0.NoncurrentVersionExpiration.NoncurrentDays', 7);
+        s3Files.fileSystem.addPropertyOverride('SynchronizationConfiguration.ExpirationDataRules.0.DaysAfterLastAccess', 60);
+        cfn(s3Files.syncRole.role).addPropertyOverride('Description', 'the sync role, v2');
+        s3Files.accessPoint.addPropertyOverride('Tags', [{ Key: 'CostCenter', Value: '42' }]);
+      },
+    });
+    expect(after.templateText[BASE_STACK]).not.toEqual(before.templateText[BASE_STACK]);
+    for (const binary of FUNCTION_NAMES) {
+      const name = functionStackName(binary);
+      expect([name, after.templateText[name]]).toEqual([name, before.templateText[name]]);
+    }
   });
 });
 
