@@ -30,20 +30,16 @@ import argparse
 import collections
 import json
 import random
-import shutil
 import statistics
-import sys
-import tempfile
-from pathlib import Path
 
 import lambdasim as L
 from harness.cli import parse_sizes
 from harness.common import PAGE, fmt, log, pct
 from harness.common import LATFS, MESSAGE_SIZE
 from harness.lambda_cells import json_body, per_call, status_of
-from harness.lambda_model import SEED_RATE, builds_of, page_positions, wait_settled
-from harness.latfs import MODEL_TEXT, LatFs
-from harness.machine import BusySampler, cpu_busy
+from harness import comparison
+from harness.comparison import compared_builds
+from harness.lambda_model import SEED_RATE, page_positions, wait_settled
 from harness.stores import Dataset, body, seed_dataset, wipe
 
 
@@ -180,37 +176,14 @@ def main():
                         help="DELETE alls per build, last (0: none)")
     parser.add_argument("--no-cutoff-file", action="store_true",
                         help="seed without the empty cutoff file store v3's first POST creates")
-    parser.add_argument("--binaries", default=None)
-    parser.add_argument("--label", default="v3")
-    parser.add_argument("--compare-binaries", action="append", metavar="LABEL=DIR")
-    parser.add_argument("--latfs-model", choices=["nfs", "plain"], default="nfs")
     parser.add_argument("--timeout", type=float, default=10.0)
-    parser.add_argument("--json", type=Path, default=Path(__file__).parent / "results" / "abpages.json")
+    comparison.add_arguments(parser, "abpages.json")
     args = parser.parse_args()
-    try:
-        builds = builds_of(args)
-    except ValueError as e:
-        sys.exit(str(e))
-    for why in (L.cgroups_unavailable(), LatFs.unavailable()):
-        if why:
-            sys.exit(why)
-    L.remove_stale_groups()
-    work = Path(tempfile.mkdtemp(prefix="efs-ab-"))
-    mounts, busy = {}, BusySampler()
-    result = {"memory_mb": args.memory, "rounds": args.rounds, "model": MODEL_TEXT[args.latfs_model],
-              "builds": {label: str(next(iter(b.values())).parent) for label, b in builds},
-              "cutoff_file": not args.no_cutoff_file, "latfs": str(LATFS),
-              "cpu_busy_before_pct": cpu_busy(), "sizes": {}}
-    busy.start()
-    try:
-        first = None
-        for label, _ in builds:
-            m = LatFs(work, model=args.latfs_model, backing=first.backing if first else None,
-                      name=f"latfs-{label}")
-            mounts[label] = m
-            m.start()
-            first = first or m
-        backing = first.backing
+    result = {"memory_mb": args.memory, "rounds": args.rounds, "cutoff_file": not args.no_cutoff_file,
+              "latfs": str(LATFS), "sizes": {}}
+    with compared_builds(args, "efs-ab-", result) as run:
+        builds, mounts, work = run.builds, run.mounts, run.work
+        backing = run.backing
         for count in args.sizes:
             ds = Dataset(count, SEED_RATE, f"{SEED_RATE:g}/s")
             seed_dataset(backing, ds, work)
@@ -278,16 +251,6 @@ def main():
             result["sizes"][str(count)] = res
             args.json.write_text(json.dumps(result, indent=1))
         wipe(backing)
-    finally:
-        busy.stop()
-        for m in mounts.values():
-            m.stop()
-        L.remove_all_groups()
-        shutil.rmtree(work, ignore_errors=True)
-        result["cpu_busy_during"] = busy.summary()
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=1))
-    log(f"written {args.json}")
 
 
 if __name__ == "__main__":

@@ -22,20 +22,15 @@ would need more is killed by the kernel (reported as such, with the group's peak
 
 import argparse
 import json
-import shutil
 import statistics
 import subprocess
-import sys
-import tempfile
 import time
-from pathlib import Path
 
 import lambdasim as L
 from harness.common import EFS_BENCH, fmt, log
 from harness.lambda_cells import json_body, status_of
-from harness.lambda_model import builds_of
-from harness.latfs import MODEL_TEXT, LatFs
-from harness.machine import BusySampler, cpu_busy
+from harness import comparison
+from harness.comparison import compared_builds
 from harness.stores import wipe
 
 SIZE = 262_144
@@ -132,41 +127,16 @@ def main():
     parser.add_argument("--memory", default="256,128")
     parser.add_argument("--fills", default="text,ctrl")
     parser.add_argument("--samples", type=int, default=5, help="first pages timed after the walk")
-    parser.add_argument("--binaries", default=None)
-    parser.add_argument("--label", default="v3")
-    parser.add_argument("--compare-binaries", action="append", metavar="LABEL=DIR")
-    parser.add_argument("--latfs-model", choices=["nfs", "plain"], default="nfs")
     parser.add_argument("--no-memory-limit", action="store_true",
                         help="do not limit each instance's memory to its size")
     parser.add_argument("--timeout", type=float, default=30.0)
-    parser.add_argument("--json", type=Path, default=Path(__file__).parent / "results" / "bigpage.json")
+    comparison.add_arguments(parser, "bigpage.json")
     args = parser.parse_args()
-    try:
-        builds = builds_of(args)
-    except ValueError as e:
-        sys.exit(str(e))
-    for why in (L.cgroups_unavailable(), LatFs.unavailable()):
-        if why:
-            sys.exit(why)
-    L.remove_stale_groups()
-    work = Path(tempfile.mkdtemp(prefix="efs-bigpage-"))
-    mounts = {}
-    busy = BusySampler()
-    result = {"count": args.count, "size": SIZE, "model": MODEL_TEXT[args.latfs_model],
-              "builds": {label: str(next(iter(b.values())).parent) for label, b in builds},
-              "memory_limit": not args.no_memory_limit, "cpu_busy_before_pct": cpu_busy(),
-              "results": []}
-    busy.start()
-    try:
-        first = None
-        for label, _ in builds:
-            m = LatFs(work, model=args.latfs_model, backing=first.backing if first else None,
-                      name=f"latfs-{label}")
-            mounts[label] = m
-            m.start()
-            first = first or m
+    result = {"count": args.count, "size": SIZE, "memory_limit": not args.no_memory_limit, "results": []}
+    with compared_builds(args, "efs-bigpage-", result) as run:
+        builds, mounts, work = run.builds, run.mounts, run.work
         for fill in args.fills.split(","):
-            ids = seed(first.backing, args.count, fill, work)
+            ids = seed(run.backing, args.count, fill, work)
             log(f"seeded {len(ids):,} messages of {SIZE:,} B ({fill})")
             for mb in (int(m) for m in args.memory.split(",")):
                 for label, binaries in builds:
@@ -176,16 +146,6 @@ def main():
                     result["results"].append(r)
                     log("  " + line(label, fill, r))
                     args.json.write_text(json.dumps(result, indent=1))
-    finally:
-        busy.stop()
-        for m in mounts.values():
-            m.stop()
-        L.remove_all_groups()
-        shutil.rmtree(work, ignore_errors=True)
-        result["cpu_busy_during"] = busy.summary()
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=1))
-    log(f"written {args.json}")
 
 
 if __name__ == "__main__":

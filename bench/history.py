@@ -32,7 +32,6 @@ import argparse
 import json
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -43,9 +42,8 @@ from pathlib import Path
 import lambdasim as L
 from harness.common import EFS_BENCH, ROOT, fmt, log
 from harness.lambda_cells import Cell, LambdaContext, json_body, status_of
-from harness.lambda_model import builds_of
-from harness.latfs import MODEL_TEXT, LatFs
-from harness.machine import BusySampler, cpu_busy
+from harness import comparison
+from harness.comparison import compared_builds
 from harness.stores import wipe
 
 
@@ -137,49 +135,21 @@ def main():
     parser.add_argument("--live", type=int, default=5, help="messages kept")
     parser.add_argument("--memory", default="128,256", help="memory sizes (MB) of the get function")
     parser.add_argument("--samples", type=int, default=9, help="samples per page")
-    parser.add_argument("--binaries", default=None, help="the main build's target/release")
-    parser.add_argument("--label", default="v3")
-    parser.add_argument("--compare-binaries", action="append", metavar="LABEL=DIR")
-    parser.add_argument("--latfs-model", choices=["nfs", "plain"], default="nfs")
     parser.add_argument("--timeout", type=float, default=10.0)
     parser.add_argument("--max-runs", type=int, default=50, help="scheduled reclaiming runs at most")
     parser.add_argument("--skip-reclaim", action="store_true")
-    parser.add_argument("--json", type=Path, default=Path(__file__).parent / "results" / "history.json")
+    comparison.add_arguments(parser, "history.json")
     args = parser.parse_args()
     mems = [int(m) for m in args.memory.split(",")]
-    try:
-        builds = builds_of(args)
-    except ValueError as e:
-        sys.exit(str(e))
-    labels = [label for label, _ in builds]
-    main_label = labels[0]
-    why = L.cgroups_unavailable()
-    if why:
-        sys.exit(f"cgroups unavailable ({why}): this measures at Lambda's CPU share")
-    why = LatFs.unavailable()
-    if why:
-        sys.exit(f"latfs unavailable: {why}")
     if not EFS_BENCH.exists():
         sys.exit("build first: bench/run.sh")
-
-    L.remove_stale_groups()
-    work = Path(tempfile.mkdtemp(prefix="efs-history-"))
-    mounts = {}
-    busy = BusySampler()
     result = {"count": args.count, "interval_s": args.interval, "live": args.live,
-              "memory_mb": mems, "samples": args.samples, "model": MODEL_TEXT[args.latfs_model],
-              "builds": {label: str(next(iter(b.values())).parent) for label, b in builds},
-              "cpu_busy_before_pct": cpu_busy(), "stores": {}, "reclaim": None}
-    busy.start()
-    try:
-        first = None
-        for label, _ in builds:
-            m = LatFs(work, model=args.latfs_model, backing=first.backing if first else None,
-                      name=f"latfs-{label}")
-            mounts[label] = m
-            m.start()
-            first = first or m
-        backing = first.backing
+              "memory_mb": mems, "samples": args.samples, "stores": {}, "reclaim": None}
+    with compared_builds(args, "efs-history-", result) as run:
+        builds, mounts, work = run.builds, run.mounts, run.work
+        labels = run.labels
+        main_label = labels[0]
+        backing = run.backing
         ctxs = {label: LambdaContext(work, b, True, False, args.timeout, label) for label, b in builds}
         views = {label: mounts[label].mountpoint for label in labels}
 
@@ -276,16 +246,6 @@ def main():
                                  "fresh_p50": base, "runs": runs,
                                  "runs_until_within_10pct": next(
                                      (r["run"] for r in runs if r["within_10pct_of_fresh"]), None)}
-    finally:
-        busy.stop()
-        for m in mounts.values():
-            m.stop()
-        L.remove_all_groups()
-        shutil.rmtree(work, ignore_errors=True)
-        result["cpu_busy_during"] = busy.summary()
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=1))
-    log(f"written {args.json}")
 
 
 if __name__ == "__main__":

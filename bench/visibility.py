@@ -41,6 +41,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from harness.common import pct  # noqa: E402
 from soak import bodies  # noqa: E402
 from soak.cluster import (Cluster, code_version, cpu_share_problem, get_event,  # noqa: E402
                           id_ms, latfs_problem, list_event, machine_load, now_ns,
@@ -53,14 +54,6 @@ LEAF_MS, MID_MS = 1 << 8, 1 << 16
 
 def log(*args):
     print(time.strftime("%H:%M:%S"), *args, file=sys.stderr, flush=True)
-
-
-def pct(values, p):
-    values = sorted(values)
-    if not values:
-        return None
-    rank = max(0, min(len(values) - 1, int(round(p / 100 * len(values) + 0.5)) - 1))
-    return values[rank]
 
 
 class Reader:

@@ -88,17 +88,7 @@ class LatFs:
         raise RuntimeError("latfs did not mount within 10 s")
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        if os.path.ismount(self.mountpoint):
-            for tool in (["fusermount3", "-u", "-z"], ["umount", "-l"]):
-                if subprocess.run([*tool, str(self.mountpoint)], capture_output=True).returncode == 0:
-                    break
+        stop_mount(self.proc, self.mountpoint)
         self.proc = None
 
     def stats(self):
@@ -108,6 +98,22 @@ class LatFs:
             while chunk := s.recv(65536):
                 data += chunk
         return json.loads(data)
+
+
+def stop_mount(proc, mountpoint):
+    """Stops a latfs process (SIGTERM, then SIGKILL after 10 s) and makes sure its mount is gone
+    (a killed FUSE server leaves the mount point answering ENOTCONN until it is unmounted)."""
+    if proc and proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    if os.path.ismount(mountpoint):
+        for tool in (["fusermount3", "-u", "-z"], ["umount", "-l"]):
+            if subprocess.run([*tool, str(mountpoint)], capture_output=True).returncode == 0:
+                break
 
 
 def ops_between(before, after, calls=1):

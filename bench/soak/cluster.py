@@ -22,6 +22,7 @@ from pathlib import Path
 
 import lambdasim as L
 from harness.common import FUNCTION_BIN, LATFS, ROOT
+from harness.latfs import stop_mount
 
 # The functions' deployed memory sizes (infra/lib/function.ts), which set their CPU share.
 DEPLOYED_MB = {"get-messages": 256, "post-message": 128, "delete-messages": 128}
@@ -196,18 +197,7 @@ class Client:
             return {"error": str(e)}
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        if os.path.ismount(self.mountpoint):
-            for tool in (["fusermount3", "-u", "-z"], ["umount", "-l"]):
-                if subprocess.run([*tool, str(self.mountpoint)],
-                                  capture_output=True).returncode == 0:
-                    break
+        stop_mount(self.proc, self.mountpoint)
         self.proc = None
 
 

@@ -3,17 +3,11 @@
 import collections
 import statistics
 
+from harness.common import pct
+
 from .ledger import NS, Findings
 
 PHASES = ["faults", "recovery", "audit"]
-
-
-def pct(values, p):
-    values = sorted(values)
-    if not values:
-        return None
-    rank = max(0, min(len(values) - 1, int(round(p / 100 * len(values) + 0.5)) - 1))
-    return values[rank]
 
 
 def _fmt(v, digits=1):
