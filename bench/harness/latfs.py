@@ -72,20 +72,11 @@ class LatFs:
     def start(self):
         for d in (self.backing, self.mountpoint):
             d.mkdir(parents=True, exist_ok=True)
-        self.proc = subprocess.Popen(
+        self.proc = start_mount(
             [str(LATFS), str(self.backing), str(self.mountpoint),
              "--meta-us", str(LAT_META_US), "--read-us", str(LAT_READ_US),
              "--write-us", str(LAT_WRITE_US), "--stats-socket", str(self.socket), *self.extra],
-            stdout=subprocess.DEVNULL, stderr=open(self.log, "w"))
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"latfs exited: {self.log.read_text().strip()}")
-            if os.path.ismount(self.mountpoint) and self.socket.exists():
-                return
-            time.sleep(0.05)
-        self.stop()
-        raise RuntimeError("latfs did not mount within 10 s")
+            self.mountpoint, self.socket, self.log)
 
     def stop(self):
         stop_mount(self.proc, self.mountpoint)
@@ -98,6 +89,22 @@ class LatFs:
             while chunk := s.recv(65536):
                 data += chunk
         return json.loads(data)
+
+
+def start_mount(argv, mountpoint, socket, log):
+    """Starts latfs (`argv`, which names `mountpoint` and `--stats-socket socket`) with its
+    errors in `log`, and returns its process once the mount and the socket are there (10 s at
+    most; a latfs that exits or is late is stopped and its log raised)."""
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=open(log, "w"))
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"latfs exited: {Path(log).read_text().strip()}")
+        if os.path.ismount(mountpoint) and Path(socket).exists():
+            return proc
+        time.sleep(0.02)
+    stop_mount(proc, mountpoint)
+    raise RuntimeError(f"latfs did not mount {mountpoint} within 10 s")
 
 
 def stop_mount(proc, mountpoint):

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import lambdasim as L
 from harness.common import FUNCTION_BIN, LATFS, ROOT
-from harness.latfs import stop_mount
+from harness.latfs import start_mount, stop_mount
 
 # The functions' deployed memory sizes (infra/lib/function.ts), which set their CPU share.
 DEPLOYED_MB = {"get-messages": 256, "post-message": 128, "delete-messages": 128}
@@ -165,19 +165,10 @@ class Client:
 
     def start(self):
         self.mountpoint.mkdir(parents=True, exist_ok=True)
-        self.proc = subprocess.Popen(
+        self.proc = start_mount(
             [str(self.latfs), str(self.backing), str(self.mountpoint), "--nfs-cache",
              "--stats-socket", str(self.socket), *self.options],
-            stdout=subprocess.DEVNULL, stderr=open(self.log, "w"))
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"latfs exited: {self.log.read_text().strip()}")
-            if os.path.ismount(self.mountpoint) and self.socket.exists():
-                return
-            time.sleep(0.02)
-        self.stop()
-        raise RuntimeError(f"latfs did not mount {self.mountpoint} within 10 s")
+            self.mountpoint, self.socket, self.log)
 
     def faults(self, on):
         """Starts (SIGUSR2) or stops (SIGUSR1) injecting faults."""
