@@ -163,14 +163,16 @@ impl Register {
             }
             Err(e) => return Err(e),
         };
-        self.read_open(&file)
+        Ok(self.state(&file)?.1)
     }
 
-    fn read_open(&self, file: &File) -> io::Result<u64> {
+    /// An open file's slots, and the value in force.
+    fn state(&self, file: &File) -> io::Result<([Option<Slot>; 2], u64)> {
         let mut bytes = [0; 2 * SLOT_LEN];
         let read = read_at_most(file, &mut bytes)?;
         let slots = self.slots(&bytes[..read]);
-        self.value(&slots, || Ok(millis(file.metadata()?.modified()?)))
+        let value = self.value(&slots, || Ok(millis(file.metadata()?.modified()?)))?;
+        Ok((slots, value))
     }
 
     fn open(&self, dir: &Path, write: bool) -> io::Result<File> {
@@ -221,10 +223,7 @@ impl Register {
         let value = value.min(written_at.saturating_add(self.lead));
         let mut file = file.try_clone()?;
         for _ in 0..ATTEMPTS {
-            let mut bytes = [0; 2 * SLOT_LEN];
-            let read = read_at_most(&file, &mut bytes)?;
-            let slots = self.slots(&bytes[..read]);
-            let in_force = self.value(&slots, || Ok(millis(file.metadata()?.modified()?)))?;
+            let (slots, in_force) = self.state(&file)?;
             if in_force >= value {
                 return Ok(in_force);
             }
