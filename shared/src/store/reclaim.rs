@@ -86,6 +86,15 @@ impl Reclaimed {
         self.directories += other.directories;
         self.skipped += other.skipped;
     }
+
+    /// Counts what an rmdir did: a directory removed, or one that could not be.
+    fn count(&mut self, removal: Removal) {
+        match removal {
+            Removal::Removed => self.directories += 1,
+            Removal::Kept => {}
+            Removal::Failed => self.skipped += 1,
+        }
+    }
 }
 
 /// What a run goes by, all in the file system's time.
@@ -247,11 +256,7 @@ async fn sweep_emptied(
                 let removed =
                     concurrently(jobs, |(dir, leaf)| Ok::<_, io::Error>(rmdir(&dir, leaf))).await?;
                 for outcome in removed {
-                    match outcome {
-                        Removal::Removed => progress.done.directories += 1,
-                        Removal::Kept => {}
-                        Removal::Failed => progress.done.skipped += 1,
-                    }
+                    progress.done.count(outcome);
                 }
             }
             if bounds.closed(mid) {
@@ -328,9 +333,8 @@ async fn remove_dir(dir: &Arc<Path>, bucket: Bucket, progress: &mut Progress) {
     let dir = Arc::clone(dir);
     progress.operations += 1;
     match blocking(move || Ok::<_, io::Error>(rmdir(&dir, bucket))).await {
-        Ok(Removal::Removed) => progress.done.directories += 1,
-        Ok(Removal::Kept) => {}
-        Ok(Removal::Failed) | Err(_) => progress.done.skipped += 1,
+        Ok(removal) => progress.done.count(removal),
+        Err(_) => progress.done.skipped += 1,
     }
 }
 
@@ -387,11 +391,7 @@ fn clear_leaf(dir: &Path, leaf: Bucket, bounds: Bounds) -> Reclaimed {
     }
     drop(listing);
     if bounds.removable(leaf) {
-        match rmdir(dir, leaf) {
-            Removal::Removed => done.directories += 1,
-            Removal::Kept => {}
-            Removal::Failed => done.skipped += 1,
-        }
+        done.count(rmdir(dir, leaf));
     }
     debug_assert_eq!(leaf.level, Level::Leaf);
     done
