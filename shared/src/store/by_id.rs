@@ -31,7 +31,7 @@ use super::{
 use crate::{format, MessageId};
 
 /// How a message file is opened: never through a link planted under a message's name.
-const OPEN_MESSAGE: OFlags = OFlags::RDONLY
+pub(super) const OPEN_MESSAGE: OFlags = OFlags::RDONLY
     .union(OFlags::CLOEXEC)
     .union(OFlags::NOFOLLOW);
 

@@ -464,13 +464,13 @@ fn expand(item: Item, walked: &Walked) -> io::Result<Expansion> {
             // A stale handle (the parent's, or this directory's while it is read) is confirmed
             // once by the path from the messages directory before its contents are taken for
             // gone; stale again is an error, not an empty directory.
-            let listed = match open_dir(&*parent, bucket.name(), false) {
-                Ok(handle) => names(&handle).map(|names| (handle, names)),
-                Err(e) => Err(e),
+            let list = |opened: io::Result<OwnedFd>| {
+                opened.and_then(|handle| names(&handle).map(|names| (handle, names)))
             };
-            let listed = match listed {
-                Err(e) if is_stale(&e) => open_dir(CWD, dir.join(bucket.relative_path()), false)
-                    .and_then(|handle| names(&handle).map(|names| (handle, names))),
+            let listed = match list(open_dir(&*parent, bucket.name(), false)) {
+                Err(e) if is_stale(&e) => {
+                    list(open_dir(CWD, dir.join(bucket.relative_path()), false))
+                }
                 other => other,
             };
             let (handle, names) = match listed {

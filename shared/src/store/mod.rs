@@ -70,7 +70,7 @@ use std::{
     time::Duration,
 };
 
-use rustix::fs::{Mode, OFlags};
+use rustix::fs::Mode;
 
 use self::{
     clock::{duration_millis, now_millis},
@@ -462,7 +462,7 @@ async fn read_window(
 /// went stale (reclaiming removed the directory, a DELETE the file), the message is looked up
 /// once more by its path, whose answer is believed: gone, or read.
 fn read_found(dir: &Path, found: &Found) -> Result<Read, StoreError> {
-    let flags = OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW;
+    let flags = by_id::OPEN_MESSAGE;
     let name = found.id.to_string();
     let by_path = || {
         let path = dir.join(found.bucket().relative_path()).join(&name);

@@ -158,28 +158,22 @@ impl Written {
     /// happened all the same), the message is taken back before the POST answers.
     fn publish(self, dir: &Path, handles: &MidHandles) -> Result<MessageId, StoreError> {
         let target = Bucket::leaf_of(self.id);
-        let renamed = if target == self.leaf {
+        let renamed = (|| -> Result<(), StoreError> {
+            // The write may have crossed into the next leaf's time (every 256 ms): rename into it.
+            let other_leaf = if target == self.leaf {
+                None
+            } else {
+                Some(open_or_create_leaf(dir, handles, target)?)
+            };
+            let target_dir = other_leaf.as_ref().unwrap_or(&self.leaf_dir);
             rustix::fs::renameat(
                 &self.leaf_dir,
                 self.temporary.as_str(),
-                &self.leaf_dir,
+                target_dir,
                 self.id.to_string(),
-            )
-            .map_err(StoreError::from)
-        } else {
-            // The write crossed into the next leaf's time (every 256 ms): rename into it.
-            open_or_create_leaf(dir, handles, target)
-                .map_err(StoreError::from)
-                .and_then(|target_dir| {
-                    rustix::fs::renameat(
-                        &self.leaf_dir,
-                        self.temporary.as_str(),
-                        &target_dir,
-                        self.id.to_string(),
-                    )
-                    .map_err(StoreError::from)
-                })
-        };
+            )?;
+            Ok(())
+        })();
         let failure = match renamed {
             Ok(()) if self.started.elapsed() <= PUBLISH_DEADLINE => return Ok(self.id),
             Ok(()) => StoreError::Refused(Refusal::TooSlow),
