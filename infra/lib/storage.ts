@@ -9,7 +9,7 @@ import { Construct, IDependable } from 'constructs';
 import { BaseValueSource } from './base-values';
 import { S3FilesStorage } from './s3files';
 import { SdkCallProvider } from './sdk-call';
-import { DEFAULT_STORAGE, MonitoredStorage, StorageKind } from './storage-kind';
+import { CLIENT_ACTIONS, DEFAULT_STORAGE, MonitoredStorage, StorageKind } from './storage-kind';
 
 /** Where every function mounts the access point (the contract's `MESSAGES_DIR`). */
 export const MOUNT_PATH = '/mnt/msg';
@@ -23,16 +23,10 @@ export const ACCESS_POINT_PERMISSIONS = '750';
 /** The NFS port, the only one open between the functions and the mount targets. */
 export const NFS_PORT = 2049;
 
-/** EFS client actions (spelled out: no wildcard actions in any policy). */
-export const ClientAction = {
-  MOUNT: 'elasticfilesystem:ClientMount',
-  WRITE: 'elasticfilesystem:ClientWrite',
-  ROOT_ACCESS: 'elasticfilesystem:ClientRootAccess',
-} as const;
+/** EFS's client actions and access-point condition key (storage-kind.ts, CLIENT_ACTIONS). */
+const EFS_CLIENT = CLIENT_ACTIONS.efs;
 /** Every client action: what the file-system policy's Deny statements cover. */
-const CLIENT_ACTIONS = [ClientAction.MOUNT, ClientAction.WRITE, ClientAction.ROOT_ACCESS];
-/** The IAM condition key EFS sets to the ARN of the access point a client mounts through. */
-export const ACCESS_POINT_ARN_KEY = 'elasticfilesystem:AccessPointArn';
+const ALL_CLIENT_ACTIONS = [EFS_CLIENT.mount, EFS_CLIENT.write, EFS_CLIENT.rootAccess];
 
 export interface MessageStorageProps {
   /**
@@ -241,22 +235,22 @@ export function templateFileSystemStatements(): iam.PolicyStatement[] {
       sid: 'DenyInsecureTransport',
       effect: iam.Effect.DENY,
       principals: everyone,
-      actions: CLIENT_ACTIONS,
+      actions: ALL_CLIENT_ACTIONS,
       conditions: { Bool: { 'aws:SecureTransport': 'false' } },
     }),
     new iam.PolicyStatement({
       sid: 'DenyRootAccess',
       effect: iam.Effect.DENY,
       principals: everyone,
-      actions: [ClientAction.ROOT_ACCESS],
+      actions: [EFS_CLIENT.rootAccess],
     }),
     new iam.PolicyStatement({
       sid: 'DenyWithoutAccessPoint',
       effect: iam.Effect.DENY,
       principals: everyone,
-      actions: CLIENT_ACTIONS,
+      actions: ALL_CLIENT_ACTIONS,
       // The key is absent when a client mounts the file system's root directly.
-      conditions: { Null: { [ACCESS_POINT_ARN_KEY]: 'true' } },
+      conditions: { Null: { [EFS_CLIENT.accessPointArnKey]: 'true' } },
     }),
   ];
 }
@@ -273,8 +267,8 @@ export function enforcedFileSystemStatements(accessPoint: efs.IAccessPoint): iam
       sid: 'DenyOtherAccessPoints',
       effect: iam.Effect.DENY,
       principals: [new iam.AnyPrincipal()],
-      actions: CLIENT_ACTIONS,
-      conditions: { StringNotEquals: { [ACCESS_POINT_ARN_KEY]: accessPoint.accessPointArn } },
+      actions: ALL_CLIENT_ACTIONS,
+      conditions: { StringNotEquals: { [EFS_CLIENT.accessPointArnKey]: accessPoint.accessPointArn } },
     }),
   ];
 }
