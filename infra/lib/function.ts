@@ -11,9 +11,9 @@ import { BaseValues } from './base-values';
 import { DEFAULT_ROUTE_THROTTLES, RouteThrottle, RouteThrottles, throttleClassOf } from './api';
 import { RustCode } from './code';
 import { SdkCallProvider } from './sdk-call';
-import { directS3ReadOf, S3FilesAccessPointMount } from './s3files';
+import { directS3ReadOf, DirectS3ReadMode } from './s3files';
 import { MOUNT_PATH } from './storage';
-import { clientActionsFor } from './storage-kind';
+import { CLIENT_ACTIONS, clientActionsFor } from './storage-kind';
 import { Route, WorkspaceFunction } from './workspace';
 
 /** The contract's largest accepted message (`MAX_MESSAGE_BYTES`). */
@@ -79,12 +79,17 @@ const VPC_ACCESS_ACTIONS = [
 ];
 
 /**
- * The access point as a Lambda file system, with grants we choose. `FileSystem.fromEfsAccessPoint`
- * always grants `ClientWrite` (and `ClientMount` on resource `*`), which a read-only function must
- * not have; this one grants only the given actions, on this file system, through this access point.
+ * The access point as a Lambda file system, with grants we choose, on either kind of storage.
+ * CDK's `FileSystem.fromEfsAccessPoint` always grants `ClientWrite` (and `ClientMount` on resource
+ * `*`), and its `fromS3FilesAccessPoint` grants every function `s3files:ClientWrite` and finds the
+ * file system, mount targets and their security groups by walking the construct tree, adding an NFS
+ * rule per function; a read-only function must not have write. This one grants only the given
+ * actions, on this file system, through this access point (both services authorise client actions
+ * on the `file-system` resource, with their access-point condition key), and on S3 Files sets the
+ * function's `DirectS3Read`.
  */
 class AccessPointMount extends lambda.FileSystem {
-  constructor(base: BaseValues, actions: string[]) {
+  constructor(base: BaseValues, actions: string[], directS3Read: DirectS3ReadMode) {
     super({
       arn: base.accessPointArn,
       localMountPath: MOUNT_PATH,
@@ -97,9 +102,12 @@ class AccessPointMount extends lambda.FileSystem {
         new iam.PolicyStatement({
           actions,
           resources: [base.fileSystemArn],
-          conditions: { StringEquals: { 'elasticfilesystem:AccessPointArn': base.accessPointArn } },
+          conditions: { StringEquals: { [CLIENT_ACTIONS[base.storage].accessPointArnKey]: base.accessPointArn } },
         }),
       ],
+      // S3 Files only: rendered as FileSystemConfigs[0].S3FilesConfig.DirectS3Read, the field CDK's
+      // own fromS3FilesAccessPoint sets (test/s3files.test.ts checks the template).
+      ...(base.storage === 's3files' ? { _s3FilesDirectRead: directS3Read } : {}),
     });
   }
 }
@@ -250,16 +258,7 @@ export class MessageFunction extends Construct {
       securityGroups: [ec2.SecurityGroup.fromSecurityGroupId(this, 'SecurityGroup', base.functionSecurityGroupId, { mutable: false })],
       // The same mount path, identity and code on either file system; S3 Files also decides, per
       // function, whether reads may go straight to the bucket (DIRECT_S3_READ).
-      filesystem:
-        base.storage === 's3files'
-          ? new S3FilesAccessPointMount({
-              fileSystemArn: base.fileSystemArn,
-              accessPointArn: base.accessPointArn,
-              localMountPath: MOUNT_PATH,
-              actions: clientActions,
-              directS3Read: directS3ReadOf(fn.binaryName),
-            })
-          : new AccessPointMount(base, clientActions),
+      filesystem: new AccessPointMount(base, clientActions, directS3ReadOf(fn.binaryName)),
     });
 
     // Each deploy of new code publishes a version (its logical id hashes the code and

@@ -1,7 +1,6 @@
 import { Aws, CfnElement, CustomResourceProviderBase, Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as iam from 'aws-cdk-lib/aws-iam';
-import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as s3files from 'aws-cdk-lib/aws-s3files';
 import { Construct, DependencyGroup, IDependable } from 'constructs';
@@ -364,43 +363,5 @@ export class S3FilesSyncRole extends Construct {
           'Every S3 statement is limited to this bucket and this account.',
       });
     }
-  }
-}
-
-/**
- * An S3 Files access point as a Lambda file system, with grants we choose. CDK's
- * `FileSystem.fromS3FilesAccessPoint` grants every function `s3files:ClientWrite` on the file
- * system (a read-only function must not have it), and finds the file system, mount targets and
- * their security groups by walking the construct tree, adding an NFS rule per function. This one
- * grants only `actions`, on the file system, through this access point (S3 Files authorises client
- * actions on the `file-system` resource, with the `s3files:AccessPointArn` condition key), and sets
- * the function's `DirectS3Read`.
- */
-export class S3FilesAccessPointMount extends lambda.FileSystem {
-  constructor(props: {
-    fileSystemArn: string;
-    accessPointArn: string;
-    localMountPath: string;
-    actions: string[];
-    directS3Read: DirectS3ReadMode;
-    dependency?: IDependable[];
-  }) {
-    super({
-      arn: props.accessPointArn,
-      localMountPath: props.localMountPath,
-      dependency: props.dependency,
-      // No `connections`: the NFS rules between the two security groups are declared once, in
-      // MessageStorage.
-      policies: [
-        new iam.PolicyStatement({
-          actions: props.actions,
-          resources: [props.fileSystemArn],
-          conditions: { StringEquals: { [CLIENT_ACTIONS.s3files.accessPointArnKey]: props.accessPointArn } },
-        }),
-      ],
-      // Rendered as FileSystemConfigs[0].S3FilesConfig.DirectS3Read: the field CDK's own
-      // fromS3FilesAccessPoint sets (test/s3files.test.ts checks the template).
-      _s3FilesDirectRead: props.directS3Read,
-    });
   }
 }
