@@ -5,7 +5,7 @@ import * as efs from 'aws-cdk-lib/aws-efs';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as cr from 'aws-cdk-lib/custom-resources';
-import { Construct, IDependable } from 'constructs';
+import { Construct } from 'constructs';
 import { BaseValueSource } from './base-values';
 import { S3FilesStorage } from './s3files';
 import { SdkCallProvider } from './sdk-call';
@@ -45,19 +45,14 @@ export interface MessageStorageProps {
  * name and what the alarms watch.
  */
 export interface SharedFileSystem {
-  readonly kind: StorageKind;
   readonly fileSystemId: string;
-  readonly fileSystemArn: string;
   readonly accessPointId: string;
-  readonly accessPointArn: string;
-  /** The L1 resources of the file system and of the access point. */
-  readonly cfnFileSystem: CfnResource;
-  readonly cfnAccessPoint: CfnResource;
-  /** Where the function stacks read the two ARNs from (BaseValueOutputs): resource and attribute. */
+  /**
+   * Where the function stacks read the two ARNs from (BaseValueOutputs): the L1 resources of the
+   * file system and of the access point, and the attribute.
+   */
   readonly fileSystemArnSource: BaseValueSource;
   readonly accessPointArnSource: BaseValueSource;
-  /** Complete once every mount target exists. */
-  readonly mountTargetsAvailable: IDependable;
   /** What the alarms and the dashboard watch. */
   readonly monitored: MonitoredStorage;
 }
@@ -135,19 +130,11 @@ export class MessageStorage extends Construct {
       this.fileSystem = built.fileSystem;
       this.accessPoint = built.accessPoint;
       this.accessPointOnlyPolicy = built.accessPointOnlyPolicy;
-      const cfnFileSystem = built.fileSystem.node.defaultChild as CfnResource;
-      const cfnAccessPoint = built.accessPoint.node.defaultChild as CfnResource;
       this.files = {
-        kind: 'efs',
         fileSystemId: built.fileSystem.fileSystemId,
-        fileSystemArn: built.fileSystem.fileSystemArn,
         accessPointId: built.accessPoint.accessPointId,
-        accessPointArn: built.accessPoint.accessPointArn,
-        cfnFileSystem,
-        cfnAccessPoint,
-        fileSystemArnSource: { resource: cfnFileSystem, attribute: 'Arn' },
-        accessPointArnSource: { resource: cfnAccessPoint, attribute: 'Arn' },
-        mountTargetsAvailable: built.fileSystem.mountTargetsAvailable,
+        fileSystemArnSource: { resource: built.fileSystem.node.defaultChild as CfnResource, attribute: 'Arn' },
+        accessPointArnSource: { resource: built.accessPoint.node.defaultChild as CfnResource, attribute: 'Arn' },
         monitored: { kind: 'efs', fileSystemId: built.fileSystem.fileSystemId },
       };
     } else {
@@ -158,18 +145,12 @@ export class MessageStorage extends Construct {
         accessPoint: { path: ACCESS_POINT_PATH, uid: POSIX_UID, gid: POSIX_GID, permissions: ACCESS_POINT_PERMISSIONS },
         removalPolicy,
       });
-      const { fileSystem, accessPoint, mountTargetsAvailable, bucket } = this.s3Files;
+      const { fileSystem, accessPoint, bucket } = this.s3Files;
       this.files = {
-        kind: 's3files',
         fileSystemId: fileSystem.attrFileSystemId,
-        fileSystemArn: fileSystem.attrFileSystemArn,
         accessPointId: accessPoint.attrAccessPointId,
-        accessPointArn: accessPoint.attrAccessPointArn,
-        cfnFileSystem: fileSystem,
-        cfnAccessPoint: accessPoint,
         fileSystemArnSource: { resource: fileSystem, attribute: 'FileSystemArn' },
         accessPointArnSource: { resource: accessPoint, attribute: 'AccessPointArn' },
-        mountTargetsAvailable,
         monitored: { kind: 's3files', fileSystemId: fileSystem.attrFileSystemId, bucketName: bucket.bucket.bucketName },
       };
     }
