@@ -316,6 +316,8 @@ export function buildMessagesApp(app: App, settings: MessagesAppSettings = readS
     );
   }
 
+  // A flag of this one command (not a recorded setting), the same for every function stack.
+  const skipCanary = parseSkipCanary(app.node.tryGetContext(SKIP_CANARY));
   const functionStacks = new Map<string, FunctionStack>();
   for (const fn of workspace.functions) {
     const stack = new FunctionStack(app, `${settings.stackPrefix}-${fn.binaryName}`, {
@@ -330,7 +332,7 @@ export function buildMessagesApp(app: App, settings: MessagesAppSettings = readS
       access: settings.access,
       functionName: functionName(fn.binaryName),
       deployment: settings.deployment,
-      skipCanary: parseSkipCanary(app.node.tryGetContext(SKIP_CANARY)),
+      skipCanary,
       retentionDays: settings.retentionDays,
       routeThrottles: settings.routeThrottles,
       settings: pick(recorded, functionSettingKeys(fn.routes.map((r) => r.method))),
