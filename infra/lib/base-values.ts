@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { CfnElement, CfnOutput, CfnResource, IResolvable, IResolveContext, Lazy, Stack, Token } from 'aws-cdk-lib';
 import { Construct } from 'constructs';
+import { canonical } from './canonical';
 import { StorageKind } from './storage-kind';
 
 /**
@@ -269,20 +270,6 @@ function substitute(value: unknown, identityOf: (logicalId: string) => string | 
       }
     }
     return Object.fromEntries(entries.map(([k, v]) => [k, substitute(v, identityOf)]));
-  }
-  return value;
-}
-
-function canonical(value: unknown): unknown {
-  if (Array.isArray(value)) {
-    return value.map(canonical);
-  }
-  if (value && typeof value === 'object') {
-    return Object.fromEntries(
-      Object.keys(value as Record<string, unknown>)
-        .sort()
-        .map((k) => [k, canonical((value as Record<string, unknown>)[k])]),
-    );
   }
   return value;
 }

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative, resolve, sep } from 'node:path';
 import { parse } from 'smol-toml';
+import { canonical } from './canonical';
 
 /** HTTP methods an API Gateway HTTP API route key accepts. */
 export const HTTP_METHODS = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'HEAD', 'OPTIONS', 'ANY'] as const;
@@ -202,18 +203,6 @@ function hashFiles(root: string, files: string[], extra: string): string {
  * JSON, so comments, formatting and route-table edits do not change any function's code asset.
  */
 export function rootManifestDigest(manifest: Toml): string {
-  const canonical = (value: unknown): unknown => {
-    if (Array.isArray(value)) {
-      return value.map(canonical);
-    }
-    if (value instanceof Date) {
-      return value.toISOString();
-    }
-    if (value && typeof value === 'object') {
-      return Object.fromEntries(Object.keys(value as Toml).sort().map((k) => [k, canonical((value as Toml)[k])]));
-    }
-    return value;
-  };
   const workspace = { ...asTable(manifest.workspace ?? {}, 'Cargo.toml: [workspace]') };
   delete workspace.metadata;
   return JSON.stringify(canonical({ ...manifest, workspace }));
