@@ -10,7 +10,7 @@ import * as sns from 'aws-cdk-lib/aws-sns';
 import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
 import { Construct } from 'constructs';
 import { s3FilesAlarms } from './s3files-monitoring';
-import { MonitoredStorage } from './storage-kind';
+import { MonitoredStorage, StorageKind } from './storage-kind';
 
 /** The functions' Embedded Metric Format namespace (the Rust functions' EMF contract). */
 export const EMF_NAMESPACE = 'EfsMessages';
@@ -151,7 +151,23 @@ export interface FunctionAlarmsProps {
   readonly reservedConcurrency?: number;
   /** The function's log group name, for the descriptions. */
   readonly logGroupName: string;
+  /** The file system deployed, whose dashboard widgets the descriptions point to. */
+  readonly storage: StorageKind;
 }
+
+/** Where the function alarms' descriptions send an operator on each kind of storage. */
+const STORAGE_HINTS: Readonly<Record<StorageKind, { name: string; slow: string; errors: string }>> = {
+  efs: {
+    name: 'EFS',
+    slow: 'the EFS widgets (PercentIOLimit, throughput, connections)',
+    errors: "the dashboard's EFS widgets (StorageBytes for 507; ClientConnections, PercentIOLimit and throughput for 503)",
+  },
+  s3files: {
+    name: 'S3 Files',
+    slow: 'the S3 Files widgets (I/O, client connections, synchronization with the bucket)',
+    errors: "the dashboard's S3 Files widgets (storage for 507; client connections, I/O and synchronization for 503)",
+  },
+};
 
 /**
  * Unhandled errors of one version of a function as served through its alias: Lambda's `Errors`
@@ -195,6 +211,7 @@ export class FunctionAlarms extends Construct {
     super(scope, id);
     const name = props.binaryName;
     const logs = `log group ${props.logGroupName}`;
+    const hints = STORAGE_HINTS[props.storage];
     const durationThreshold = props.timeout.toMilliseconds() * LIMIT_ALARM_FRACTION;
 
     // The rollback alarm judges the new version alone: during a canary the old version still
@@ -231,8 +248,8 @@ export class FunctionAlarms extends Construct {
     this.duration = new cw.Alarm(this, 'DurationP99', {
       alarmDescription:
         `${name}: p99 duration above ${durationThreshold} ms, 80 % of its ${props.timeout.toSeconds()} s timeout. ` +
-        "Look first at the EMF StoreTime p99 (time spent in EFS) and the EFS widgets (PercentIOLimit, " +
-        `throughput, connections), then at the slowest requests in the ${logs}.`,
+        `Look first at the EMF StoreTime p99 (time spent in ${hints.name}) and ${hints.slow}, ` +
+        `then at the slowest requests in the ${logs}.`,
       metric: props.function.metricDuration({ period: Duration.minutes(5), statistic: cw.Stats.p(99) }),
       threshold: durationThreshold,
       comparisonOperator: cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
@@ -244,8 +261,7 @@ export class FunctionAlarms extends Construct {
       alarmDescription:
         `${name}: answered 503 storage_unavailable or 507 storage_full (EMF metrics ${STORAGE_ERROR_METRICS.join(' + ')}, ` +
         `Deployment=${props.deployment}, Function=${name}). ` +
-        "Look first at the dashboard's EFS widgets (StorageBytes for 507; ClientConnections, PercentIOLimit and " +
-        `throughput for 503), then at the storage error lines in the ${logs}.`,
+        `Look first at ${hints.errors}, then at the storage error lines in the ${logs}.`,
       metric: storageErrors({ deployment: props.deployment, binaryName: name }),
       threshold: 1,
       comparisonOperator: cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,

@@ -231,6 +231,7 @@ export class FunctionStack extends Stack {
       topic: sns.Topic.fromTopicArn(this, 'AlarmTopic', base.alarmTopicArn),
       reservedConcurrency: props.reservedConcurrency,
       logGroupName: fn.logGroup.logGroupName,
+      storage: base.storage,
     });
     this.deployment = new SafeDeployment(this, 'Deployment', {
       alias: fn.alias,

@@ -384,6 +384,14 @@ describe.each(MODES)('storage=s3files, access=%s', (mode) => {
       expect(fn.Properties.Environment.Variables.MESSAGES_DIR).toBe('/mnt/msg');
     });
 
+    test('its alarms send an operator to the S3 Files widgets, never to EFS ones', () => {
+      const descriptions = resourcesOfType(json, 'AWS::CloudWatch::Alarm').map(([, alarm]) => JSON.stringify(alarm.Properties.AlarmDescription));
+      expect(descriptions.filter((d) => d.includes('S3 Files widgets'))).toHaveLength(2);
+      for (const description of descriptions) {
+        expect(description).not.toMatch(/EFS/);
+      }
+    });
+
     test(`${WRITERS.includes(binary) ? 'ClientMount + ClientWrite' : 'ClientMount only (read-only)'}, on the file system, through the access point; no S3 or EFS rights`, () => {
       const grants = allStatements(json).filter((s) => asList<string>(s.Action).some((a) => a.startsWith('s3files:')));
       expect(grants).toHaveLength(1);
